@@ -1,0 +1,113 @@
+# libq7 - build, test, install.   make | make check | make demo | make install
+.SUFFIXES:
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define Q7_VERSION_MAJOR \([0-9]*\)/\1/p' include/q7.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define Q7_VERSION_MINOR \([0-9]*\)/\1/p' include/q7.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define Q7_VERSION_PATCH \([0-9]*\)/\1/p' include/q7.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+CC ?= cc
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wwrite-strings \
+                   -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -MMD -MP
+ifeq ($(SANITIZE),1)
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SANITIZE),thread)
+override CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=thread
+endif
+LIBS = -llmdb -lpthread
+
+B = build
+SONAME = libq7.so.$(VERSION_MAJOR)
+SRCS = $(wildcard lib/*.c)
+OBJS = $(SRCS:lib/%.c=$(B)/lib/%.o)
+TEST_SRCS = $(wildcard tests/test_*.c)
+TESTS = $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+EXAMPLE_SRCS = $(wildcard examples/*.c)
+EXAMPLES = $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+
+# Debian packages: the library, the tests, and the man page linter.
+DEPS_BUILD = liblmdb-dev pkg-config
+DEPS_CHECK = $(DEPS_BUILD) libcriterion-dev mandoc python3
+
+all: $(B)/$(SONAME) $(B)/libq7.a $(B)/libq7.pc
+
+$(B)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(B)/$(SONAME): $(OBJS) lib/libq7.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libq7.map -Wl,-z,defs \
+	  $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	ln -sf $(SONAME) $(B)/libq7.so
+
+$(B)/libq7.a: $(OBJS)
+	rm -f $@
+	ar rcs $@ $(OBJS)
+
+$(B)/libq7.pc: libpq7.pc.in include/q7.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  libpq7.pc.in > $@
+
+$(B)/tests/%: tests/%.c tests/helpers.h $(B)/libq7.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Ilib -o $@ $< $(B)/libq7.a $(LDFLAGS) -lcriterion $(LIBS)
+
+$(B)/examples/%: examples/%.c $(B)/$(SONAME)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS)
+
+# Install missing Debian packages (as root), or say what to run.
+deps-build:
+	@sh tests/deps.sh $(DEPS_BUILD)
+deps-check:
+	@sh tests/deps.sh $(DEPS_CHECK)
+
+build: all $(TESTS) $(EXAMPLES)
+
+demo: deps-build
+	$(MAKE) all $(B)/examples/quickstart
+	rm -rf q7-demo
+	$(B)/examples/quickstart q7-demo
+
+check: deps-check
+	$(MAKE) build
+	sh tests/run.sh $(B) $(TESTS)
+
+bench: deps-build
+	@echo "make bench: not yet written (issue 9)"; exit 1
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 include/q7.h $(DESTDIR)$(INCLUDEDIR)/q7.h
+	install -m 755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libq7.so
+	install -m 644 $(B)/libq7.a $(DESTDIR)$(LIBDIR)/libq7.a
+	install -m 644 $(B)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc
+	install -m 644 $(B)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libpq7.pc
+	for f in man/man3/*.3; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man3/; done; true
+	for f in man/man7/*.7; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done; true
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/q7.h $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libq7.so \
+	  $(DESTDIR)$(LIBDIR)/libq7.a $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libpq7.pc
+	for f in man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$f); done
+	for f in man/man7/*.7; do rm -f $(DESTDIR)$(MANDIR)/man7/$$(basename $$f); done
+
+clean:
+	rm -rf $(B) q7-demo
+
+.PHONY: all build check demo bench install uninstall clean deps-build deps-check
+
+-include $(OBJS:.o=.d)

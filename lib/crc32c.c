@@ -1,0 +1,91 @@
+/* crc32c.c - CRC-32C (Castagnoli), as Kafka's record batches use.
+ *
+ * SSE4.2's crc32 instruction when the CPU has it (8 bytes a step), else
+ * slicing-by-8 over tables computed at compile time of the polynomial. */
+#include "q7_int.h"
+
+#define POLY 0x82f63b78u
+
+/* Table row k: crc of byte b followed by k zero bytes. */
+#define T0(c) (((c) >> 1) ^ (POLY & (0u - ((c) & 1u))))
+#define T1(c) T0(T0(c))
+#define T2(c) T1(T1(c))
+#define T8(c) T0(T1(T2(c)))
+
+static uint32_t
+tab(int k, uint32_t b)
+{
+  uint32_t c = T8(b);
+  for (int i = 0; i < k; i++)
+    c = (c >> 8) ^ T8(c & 0xff);
+  return c;
+}
+
+typedef struct { uint32_t t[8][256]; } crc_tables;
+
+static void
+tables_init(crc_tables *ct)
+{
+  for (int k = 0; k < 8; k++)
+    for (uint32_t b = 0; b < 256; b++)
+      ct->t[k][b] = tab(k, b);
+}
+
+static uint32_t
+crc_sw(uint32_t crc, const unsigned char *p, size_t len)
+{
+  /* Computed per call: the software path is a fallback for CPUs without
+   * SSE4.2 and for tests; no mutable global state is kept. */
+  static _Thread_local crc_tables ct;
+  static _Thread_local int ready;
+  if (!ready) {
+    tables_init(&ct);
+    ready = 1;
+  }
+  while (len >= 8) {
+    uint32_t lo, hi;
+    memcpy(&lo, p, 4);
+    memcpy(&hi, p + 4, 4);
+    lo ^= crc;
+    crc = ct.t[7][lo & 0xff] ^ ct.t[6][(lo >> 8) & 0xff] ^ ct.t[5][(lo >> 16) & 0xff] ^
+          ct.t[4][lo >> 24] ^ ct.t[3][hi & 0xff] ^ ct.t[2][(hi >> 8) & 0xff] ^
+          ct.t[1][(hi >> 16) & 0xff] ^ ct.t[0][hi >> 24];
+    p += 8;
+    len -= 8;
+  }
+  while (len--)
+    crc = (crc >> 8) ^ ct.t[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+  uint64_t c = crc;
+  while (len >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    c = _mm_crc32_u64(c, v);
+    p += 8;
+    len -= 8;
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (len--)
+    c32 = _mm_crc32_u8(c32, *p++);
+  return c32;
+}
+#endif
+
+uint32_t
+q7__crc32c(uint32_t crc, const void *buf, size_t len)
+{
+  crc = ~crc;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("sse4.2"))
+    return ~crc_hw(crc, buf, len);
+#endif
+  return ~crc_sw(crc, buf, len);
+}

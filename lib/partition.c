@@ -1,0 +1,509 @@
+/* partition.c - one LMDB environment per partition: append a batch, read a
+ * range, offsets, map growth.  Environments are shared by every handle of
+ * the process (LMDB allows one open per path per process) and closed when
+ * the last handle lets go. */
+#include "q7_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAP_INITIAL (64UL * 1024 * 1024)
+#define MAP_MIN (256UL * 1024)
+#define MAP_STEP_MAX (4UL * 1024 * 1024 * 1024)
+#define GROW_WAIT_MS 2000
+
+#define KEY(s) (&(MDB_val){ sizeof(s) - 1, (void *)(s) })
+#define K_FORMAT KEY("format")
+#define K_TOPIC_ID KEY("topic_id")
+#define K_LOG_START KEY("log_start")
+#define K_DELETED KEY("deleted")
+
+static void
+pe_free(q7__pe *pe)
+{
+  if (pe->env)
+    mdb_env_close(pe->env);
+  pthread_rwlock_destroy(&pe->maplock);
+  pthread_mutex_destroy(&pe->gc_mu);
+  pthread_cond_destroy(&pe->gc_cv);
+  free(pe->topic);
+  free(pe->path);
+  free(pe);
+}
+
+void
+q7__pe_destroy(q7__pe *pe)
+{
+  if (pe)
+    pe_free(pe);
+}
+
+static size_t
+map_cap(q7 *q, const q7__pe *pe)
+{
+  if (!q->max_bytes)
+    return SIZE_MAX;
+  int64_t left = q->max_bytes - q7__store_bytes(q, pe);
+  return left > 0 ? (size_t)left : 0;
+}
+
+static int
+put_u64(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, uint64_t x)
+{
+  MDB_val v = { sizeof x, &x };
+  return mdb_put(txn, dbi, (MDB_val *)k, &v, 0);
+}
+
+static int
+get_u64(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, uint64_t *x)
+{
+  MDB_val v;
+  int rc = mdb_get(txn, dbi, (MDB_val *)k, &v);
+  if (rc)
+    return rc;
+  if (v.mv_size != sizeof *x)
+    return MDB_CORRUPTED;
+  memcpy(x, v.mv_data, sizeof *x);
+  return 0;
+}
+
+static int
+pe_open_env(q7__pe *pe, bool create)
+{
+  q7 *q = pe->q;
+  MDB_txn *txn = NULL;
+  struct stat st;
+  int rc;
+
+  if (create) {
+    if (mkdir(pe->path, 0700) < 0 && errno != EEXIST)
+      return q7__errno_err(errno, "cannot create partition directory", pe->path);
+  } else if (stat(pe->path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    return q7__err(Q7_ENOENT, "topic %s partition %d: directory %s is missing (topic deleted?)",
+                   pe->topic, (int)pe->index, pe->path);
+  }
+  size_t cap = map_cap(q, pe);
+  if (cap < MAP_MIN)
+    return q7__err(Q7_EFULL, "topic %s partition %d: storage.max.bytes (%" PRId64 ") reached",
+                   pe->topic, (int)pe->index, q->max_bytes);
+  if ((rc = mdb_env_create(&pe->env)))
+    return q7__mdb_err(rc, "create partition environment");
+  mdb_env_set_maxdbs(pe->env, 4);
+  mdb_env_set_maxreaders(pe->env, 1022);
+  mdb_env_set_mapsize(pe->env, cap < MAP_INITIAL ? cap : MAP_INITIAL);
+  rc = mdb_env_open(pe->env, pe->path, MDB_NOTLS | (q->sync ? 0 : MDB_NOSYNC), 0600);
+  if (rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_VERSION_MISMATCH)
+    return q7__err(rc == MDB_VERSION_MISMATCH ? Q7_EVERSION : Q7_ECORRUPT,
+                   "%s/data.mdb is not a libq7 partition file: %s", pe->path, mdb_strerror(rc));
+  if (rc == ENOENT && !create)
+    return q7__err(Q7_ENOENT, "topic %s partition %d: %s is missing", pe->topic, (int)pe->index,
+                   pe->path);
+  if (rc)
+    return q7__mdb_err(rc, pe->path);
+  int dead;
+  mdb_reader_check(pe->env, &dead);
+
+  if ((rc = mdb_txn_begin(pe->env, NULL, create ? 0 : MDB_RDONLY, &txn)))
+    return q7__mdb_err(rc, pe->path);
+  unsigned f = create ? MDB_CREATE : 0;
+  if ((rc = mdb_dbi_open(txn, "log", f, &pe->log)) ||
+      (rc = mdb_dbi_open(txn, "meta", f, &pe->meta))) {
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+      return q7__err(Q7_ECORRUPT, "%s: not a libq7 partition (tables missing)", pe->path);
+    return q7__mdb_err(rc, pe->path);
+  }
+  uint64_t fmt = 0, id = 0;
+  if (create && get_u64(txn, pe->meta, K_FORMAT, &fmt) == MDB_NOTFOUND) {
+    if ((rc = put_u64(txn, pe->meta, K_FORMAT, Q7__FORMAT)) ||
+        (rc = put_u64(txn, pe->meta, K_TOPIC_ID, pe->topic_id)) ||
+        (rc = put_u64(txn, pe->meta, K_LOG_START, 0))) {
+      mdb_txn_abort(txn);
+      return q7__mdb_err(rc, pe->path);
+    }
+  }
+  rc = get_u64(txn, pe->meta, K_FORMAT, &fmt);
+  if (!rc)
+    rc = get_u64(txn, pe->meta, K_TOPIC_ID, &id);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return q7__err(Q7_ECORRUPT, "%s: partition metadata missing or malformed", pe->path);
+  }
+  if (fmt > Q7__FORMAT) {
+    mdb_txn_abort(txn);
+    return q7__err(Q7_EVERSION, "%s: partition format %" PRIu64 " is newer than %u", pe->path,
+                   fmt, Q7__FORMAT);
+  }
+  if (id != pe->topic_id) {
+    mdb_txn_abort(txn);
+    return q7__err(Q7_ENOENT, "topic %s partition %d: was deleted and re-created", pe->topic,
+                   (int)pe->index);
+  }
+  if ((rc = mdb_txn_commit(txn)))
+    return q7__mdb_err(rc, pe->path);
+  return Q7_OK;
+}
+
+int
+q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool create,
+           q7__pe **out)
+{
+  q7__pe *pe;
+  int rc;
+
+  pthread_mutex_lock(&q->lock);
+  for (pe = q->parts; pe; pe = pe->next) {
+    if (pe->index == index && pe->topic_id == topic_id && !strcmp(pe->topic, topic)) {
+      pe->refs++;
+      pthread_mutex_unlock(&q->lock);
+      *out = pe;
+      return Q7_OK;
+    }
+  }
+  /* Opened under the store lock: one environment per path per process. */
+  if (!(pe = calloc(1, sizeof *pe))) {
+    pthread_mutex_unlock(&q->lock);
+    return q7__err(Q7_ENOMEM, "out of memory");
+  }
+  pe->q = q;
+  pe->index = index;
+  pe->topic_id = topic_id;
+  pthread_rwlock_init(&pe->maplock, NULL);
+  pthread_mutex_init(&pe->gc_mu, NULL);
+  pthread_cond_init(&pe->gc_cv, NULL);
+  pe->gc_tail = &pe->gc_head;
+  size_t plen = strlen(q->dir) + strlen(topic) + 32;
+  if (!(pe->topic = strdup(topic)) || !(pe->path = malloc(plen))) {
+    rc = q7__err(Q7_ENOMEM, "out of memory");
+    goto fail;
+  }
+  snprintf(pe->path, plen, "%s/topics/%s/%d", q->dir, topic, (int)index);
+  if ((rc = pe_open_env(pe, create)))
+    goto fail;
+  pe->refs = 1;
+  pe->next = q->parts;
+  q->parts = pe;
+  pthread_mutex_unlock(&q->lock);
+  *out = pe;
+  return Q7_OK;
+fail:
+  pthread_mutex_unlock(&q->lock);
+  pe_free(pe);
+  return rc;
+}
+
+void
+q7__pe_put(q7__pe *pe)
+{
+  if (!pe)
+    return;
+  q7 *q = pe->q;
+  pthread_mutex_lock(&q->lock);
+  if (--pe->refs > 0) {
+    pthread_mutex_unlock(&q->lock);
+    return;
+  }
+  for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next) {
+    if (*pp == pe) {
+      *pp = pe->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&q->lock);
+  pe_free(pe);
+}
+
+/* Grow the map after MDB_MAP_FULL (@seen: the size that was full), or adopt
+ * the size another process set (@seen 0).  Waits for this process's readers
+ * that hold records of the partition to let go. */
+static int
+pe_grow(q7__pe *pe, size_t seen)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += GROW_WAIT_MS / 1000;
+  int e = pthread_rwlock_timedwrlock(&pe->maplock, &ts);
+  if (e)
+    return q7__err(Q7_EBUSY,
+                   "topic %s partition %d: map growth waits for readers holding records in "
+                   "this process",
+                   pe->topic, (int)pe->index);
+  MDB_envinfo info;
+  int rc = Q7_OK;
+  mdb_env_info(pe->env, &info);
+  if (!seen) {
+    e = mdb_env_set_mapsize(pe->env, 0);
+    if (e)
+      rc = q7__mdb_err(e, "adopt map size");
+  } else if (info.me_mapsize == seen) {
+    size_t step = seen < MAP_STEP_MAX ? seen : MAP_STEP_MAX;
+    size_t want = seen + step, cap = map_cap(pe->q, pe);
+    if (want > cap)
+      want = cap;
+    if (want <= seen + 64 * 1024)
+      rc = q7__err(Q7_EFULL,
+                   "topic %s partition %d: storage.max.bytes (%" PRId64 ") reached",
+                   pe->topic, (int)pe->index, pe->q->max_bytes);
+    else if ((e = mdb_env_set_mapsize(pe->env, want)))
+      rc = q7__mdb_err(e, "grow map");
+  }
+  pthread_rwlock_unlock(&pe->maplock);
+  return rc;
+}
+
+static int
+check_deleted(q7__pe *pe, MDB_txn *txn)
+{
+  MDB_val v;
+  if (mdb_get(txn, pe->meta, (MDB_val *)K_DELETED, &v) == 0)
+    return q7__err(Q7_ENOENT, "topic %s was deleted", pe->topic);
+  return Q7_OK;
+}
+
+/* The next offset and log start as @txn sees them. */
+static int
+pe_ends(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *next)
+{
+  uint64_t ls = 0;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc = get_u64(txn, pe->meta, K_LOG_START, &ls);
+  if (rc && rc != MDB_NOTFOUND)
+    return q7__mdb_err(rc, "read log start");
+  *log_start = (int64_t)ls;
+  if ((rc = mdb_cursor_open(txn, pe->log, &cur)))
+    return q7__mdb_err(rc, "open cursor");
+  rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  mdb_cursor_close(cur);
+  if (rc == MDB_NOTFOUND) {
+    *next = (int64_t)ls;
+    return Q7_OK;
+  }
+  if (rc)
+    return q7__mdb_err(rc, "read last batch");
+  if (k.mv_size != 8 || v.mv_size < Q7__BATCH_HDR)
+    return q7__err(Q7_ECORRUPT, "topic %s partition %d: malformed last batch", pe->topic,
+                   (int)pe->index);
+  const unsigned char *h = v.mv_data;
+  uint32_t count = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+                   (uint32_t)h[11] << 24;
+  int64_t end = (int64_t)q7__be64_get(k.mv_data) + count;
+  *next = end > (int64_t)ls ? end : (int64_t)ls;
+  return Q7_OK;
+}
+
+int
+q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base)
+{
+  for (int attempt = 0; attempt < 64; attempt++) {
+    MDB_txn *txn;
+    MDB_envinfo info;
+    int64_t ls, next;
+    pthread_rwlock_rdlock(&pe->maplock);
+    mdb_env_info(pe->env, &info);
+    int rc = mdb_txn_begin(pe->env, NULL, 0, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+      pthread_rwlock_unlock(&pe->maplock);
+      if ((rc = pe_grow(pe, 0)))
+        return rc;
+      continue;
+    }
+    if (rc) {
+      pthread_rwlock_unlock(&pe->maplock);
+      return q7__mdb_err(rc, pe->path);
+    }
+    if ((rc = check_deleted(pe, txn)) || (rc = pe_ends(pe, txn, &ls, &next))) {
+      mdb_txn_abort(txn);
+      pthread_rwlock_unlock(&pe->maplock);
+      return rc;
+    }
+    unsigned char kb[8];
+    q7__be64_put(kb, (uint64_t)next);
+    MDB_val k = { 8, kb }, v = { b->buf.len, b->buf.data };
+    rc = mdb_put(txn, pe->log, &k, &v, MDB_APPEND);
+    if (!rc)
+      rc = mdb_txn_commit(txn);
+    else
+      mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&pe->maplock);
+    if (rc == MDB_MAP_FULL) {
+      if ((rc = pe_grow(pe, info.me_mapsize)))
+        return rc;
+      continue;
+    }
+    if (rc)
+      return q7__mdb_err(rc, pe->path);
+    *base = next;
+    q7__notify_bump(&pe->q->notify);
+    return Q7_OK;
+  }
+  return q7__err(Q7_EBUSY, "topic %s partition %d: append kept failing to grow the map",
+                 pe->topic, (int)pe->index);
+}
+
+int
+q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, int64_t *offset)
+{
+  q7__gcreq me = { .rec = rec, .len = len, .ts = ts };
+  pthread_mutex_lock(&pe->gc_mu);
+  *pe->gc_tail = &me;
+  pe->gc_tail = &me.next;
+  while (!me.done) {
+    if (pe->gc_leader) {
+      pthread_cond_wait(&pe->gc_cv, &pe->gc_mu);
+      continue;
+    }
+    /* Lead: commit everything queued so far in one batch, one fsync. */
+    pe->gc_leader = true;
+    q7__gcreq *list = pe->gc_head;
+    pe->gc_head = NULL;
+    pe->gc_tail = &pe->gc_head;
+    pthread_mutex_unlock(&pe->gc_mu);
+
+    q7__batch b;
+    int64_t base = -1;
+    int rc = q7__batch_init(&b);
+    for (q7__gcreq *r = list; r && !rc; r = r->next)
+      rc = q7__batch_add_raw(&b, r->rec, r->len, r->ts);
+    if (!rc) {
+      q7__batch_seal(&b);
+      rc = q7__pe_append(pe, &b, &base);
+    }
+    q7__batch_free(&b);
+
+    pthread_mutex_lock(&pe->gc_mu);
+    int64_t i = 0;
+    for (q7__gcreq *r = list, *nx; r; r = nx, i++) {
+      nx = r->next;
+      r->rc = rc;
+      r->offset = rc ? -1 : base + i;
+      r->done = true;
+    }
+    pe->gc_leader = false;
+    pthread_cond_broadcast(&pe->gc_cv);
+  }
+  pthread_mutex_unlock(&pe->gc_mu);
+  if (me.rc)
+    return me.rc;
+  *offset = me.offset;
+  return Q7_OK;
+}
+
+int
+q7__pe_mark_deleted(q7__pe *pe)
+{
+  MDB_txn *txn;
+  pthread_rwlock_rdlock(&pe->maplock);
+  int rc = mdb_txn_begin(pe->env, NULL, 0, &txn);
+  if (!rc) {
+    MDB_val v = { 1, (void *)"1" };
+    rc = mdb_put(txn, pe->meta, (MDB_val *)K_DELETED, &v, 0);
+    rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+  }
+  pthread_rwlock_unlock(&pe->maplock);
+  if (!rc)
+    q7__notify_bump(&pe->q->notify);
+  return rc ? q7__mdb_err(rc, pe->path) : Q7_OK;
+}
+
+int
+q7__pe_read_begin(q7__pe *pe, MDB_txn **txn)
+{
+  for (int attempt = 0; attempt < 4; attempt++) {
+    pthread_rwlock_rdlock(&pe->maplock);
+    int rc = mdb_txn_begin(pe->env, NULL, MDB_RDONLY, txn);
+    if (!rc)
+      return Q7_OK;
+    pthread_rwlock_unlock(&pe->maplock);
+    if (rc != MDB_MAP_RESIZED)
+      return q7__mdb_err(rc, pe->path);
+    if ((rc = pe_grow(pe, 0)))
+      return rc;
+  }
+  return q7__err(Q7_EBUSY, "%s: map keeps being resized", pe->path);
+}
+
+void
+q7__pe_read_end(q7__pe *pe, MDB_txn *txn)
+{
+  if (!txn)
+    return;
+  mdb_txn_abort(txn);
+  pthread_rwlock_unlock(&pe->maplock);
+}
+
+int
+q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw)
+{
+  int rc = check_deleted(pe, txn);
+  return rc ? rc : pe_ends(pe, txn, log_start, hw);
+}
+
+int
+q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw)
+{
+  MDB_txn *txn;
+  int rc = q7__pe_read_begin(pe, &txn);
+  if (rc)
+    return rc;
+  rc = q7__pe_offsets(pe, txn, log_start, hw);
+  q7__pe_read_end(pe, txn);
+  return rc;
+}
+
+int
+q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max)
+{
+  MDB_cursor *cur;
+  MDB_val k, v;
+  unsigned char kb[8];
+  size_t n = 0;
+  int rc;
+  char what[300];
+
+  if (!max)
+    return 0;
+  if ((rc = mdb_cursor_open(txn, pe->log, &cur)))
+    return q7__mdb_err(rc, "open cursor");
+  q7__be64_put(kb, (uint64_t)offset);
+  k.mv_size = 8;
+  k.mv_data = kb;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && q7__be64_get(k.mv_data) != (uint64_t)offset)
+    rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+  else if (rc == MDB_NOTFOUND)
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  snprintf(what, sizeof what, "topic %s partition %d", pe->topic, (int)pe->index);
+  while (rc == 0 && n < max) {
+    q7__bview bv;
+    int64_t base = (int64_t)q7__be64_get(k.mv_data);
+    if (k.mv_size != 8) {
+      rc = q7__err(Q7_ECORRUPT, "%s: malformed batch key", what);
+      goto done;
+    }
+    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, true, what)))
+      goto done;
+    if (offset < base || offset >= base + bv.count) {
+      rc = q7__err(Q7_ECORRUPT, "%s: offset %" PRId64 " missing from the log", what, offset);
+      goto done;
+    }
+    rc = q7__batch_decode(&bv, base, (uint32_t)(offset - base), out + n, max - n, pe->topic,
+                          pe->index);
+    if (rc < 0)
+      goto done;
+    n += (size_t)rc;
+    offset += rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  if (rc == MDB_NOTFOUND || rc == 0)
+    rc = (int)n;
+  else if (rc > 0 || rc < -100)
+    rc = q7__mdb_err(rc, what);
+done:
+  mdb_cursor_close(cur);
+  return rc;
+}

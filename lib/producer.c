@@ -1,0 +1,459 @@
+/* producer.c - batching producer with delivery reports, and send_sync.
+ *
+ * Records are encoded once, into the open batch of their partition.  A
+ * batch is committed when it reaches batch.size bytes (by the sender), when
+ * linger.ms has passed (by the producer's thread), or on flush.  At most one
+ * batch per partition is being committed at a time, so a partition's
+ * records keep the order they were sent in.  Reports are queued and handed
+ * to the delivery callback only inside send/poll/flush/close, in the
+ * caller's thread. */
+#include "q7_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct slot {
+  struct slot *next;
+  q7_topic *t;
+  int32_t partition;
+  q7__pe *pe;
+  q7__batch b;                    /* records waiting */
+  void **opaque;                  /* one per record of b */
+  size_t cap_opaque;
+  int64_t deadline;               /* monotonic ms; valid when b.count > 0 */
+  bool busy;                      /* a batch of this slot is being committed */
+} slot;
+
+typedef struct report {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  int err;
+  void *opaque;
+} report;
+
+struct q7_producer {
+  q7 *q;
+  void (*cb)(const q7_delivery *d, void *arg);
+  void *cb_arg;
+  int64_t linger, batch_size, retries;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_work, cv_done;
+  slot *slots;
+  int64_t inflight;               /* records sent, not yet reported */
+  report *reps;
+  size_t n_reps, cap_reps;
+  pthread_t thread;
+  bool stop;
+  q7__buf scratch;                /* send_sync encoding */
+  uint32_t rr;                    /* keyless send_sync */
+};
+
+static void
+abs_deadline(struct timespec *ts, int64_t ms)
+{
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+static void
+cond_init_mono(pthread_cond_t *cv)
+{
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &a);
+  pthread_condattr_destroy(&a);
+}
+
+/* Append a report; called with mu held.  Memory for reports is reserved
+ * when a record is accepted, so this cannot fail. */
+static void
+push_report(q7_producer *p, const char *topic, int32_t part, int64_t off, int err, void *op)
+{
+  report *r = &p->reps[p->n_reps++];
+  r->topic = topic;
+  r->partition = part;
+  r->offset = off;
+  r->err = err;
+  r->opaque = op;
+}
+
+static int
+reserve_reports(q7_producer *p)
+{
+  size_t need = (size_t)p->inflight + p->n_reps + 1;
+  if (need <= p->cap_reps)
+    return Q7_OK;
+  size_t cap = p->cap_reps ? p->cap_reps * 2 : 64;
+  while (cap < need)
+    cap *= 2;
+  report *r = realloc(p->reps, cap * sizeof *r);
+  if (!r)
+    return q7__err(Q7_ENOMEM, "producer: out of memory for delivery reports");
+  p->reps = r;
+  p->cap_reps = cap;
+  return Q7_OK;
+}
+
+/* Commit the waiting records of @s.  Called with mu held; releases it while
+ * writing.  Waits for a commit of the same slot already under way. */
+static void
+commit_slot(q7_producer *p, slot *s)
+{
+  while (s->busy)
+    pthread_cond_wait(&p->cv_done, &p->mu);
+  if (!s->b.count)
+    return;
+  q7__batch b = s->b;
+  void **opaque = s->opaque;
+  size_t cap = s->cap_opaque;
+  s->busy = true;
+  s->opaque = NULL;
+  s->cap_opaque = 0;
+  int rc = q7__batch_init(&s->b);
+  pthread_mutex_unlock(&p->mu);
+
+  int64_t base = -1;
+  if (!rc) {
+    q7__batch_seal(&b);
+    for (int64_t attempt = 0;; attempt++) {
+      rc = q7__pe_append(s->pe, &b, &base);
+      if (rc != Q7_EBUSY || attempt >= p->retries)
+        break;
+      struct timespec d = { 0, 1000000L << (attempt < 6 ? attempt : 6) };
+      nanosleep(&d, NULL);
+    }
+  }
+  pthread_mutex_lock(&p->mu);
+  for (uint32_t i = 0; i < b.count; i++)
+    push_report(p, s->t->name, s->partition, rc ? -1 : base + i, rc, opaque[i]);
+  p->inflight -= b.count;
+  s->busy = false;
+  q7__batch_free(&b);
+  free(opaque);
+  (void)cap;
+  pthread_cond_broadcast(&p->cv_done);
+}
+
+static void *
+linger_thread(void *arg)
+{
+  q7_producer *p = arg;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop) {
+    int64_t now = q7__mono_ms(), next = -1;
+    bool again = false;
+    for (slot *s = p->slots; s; s = s->next) {
+      if (!s->b.count || s->busy)
+        continue;
+      if (s->deadline <= now) {
+        commit_slot(p, s);
+        again = true; /* the list may have grown while unlocked */
+        break;
+      }
+      if (next < 0 || s->deadline < next)
+        next = s->deadline;
+    }
+    if (again)
+      continue;
+    if (next < 0) {
+      pthread_cond_wait(&p->cv_work, &p->mu);
+    } else {
+      struct timespec ts;
+      abs_deadline(&ts, next - now);
+      pthread_cond_timedwait(&p->cv_work, &p->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* Hand queued reports to the callback, outside the lock. */
+static int
+serve_reports(q7_producer *p)
+{
+  pthread_mutex_lock(&p->mu);
+  size_t n = p->n_reps;
+  if (!n) {
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
+  report *r = malloc(n * sizeof *r);
+  if (!r) {
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
+  memcpy(r, p->reps, n * sizeof *r);
+  p->n_reps = 0;
+  pthread_mutex_unlock(&p->mu);
+  if (p->cb) {
+    for (size_t i = 0; i < n; i++) {
+      q7_delivery d = { r[i].topic, r[i].partition, r[i].offset, r[i].err, r[i].opaque };
+      p->cb(&d, p->cb_arg);
+    }
+  }
+  free(r);
+  return (int)n;
+}
+
+int
+q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
+{
+  if (!q || !out)
+    return q7__err(Q7_EINVAL, "q7_producer_new: %s is NULL", !q ? "store" : "out");
+  q7_producer *p = calloc(1, sizeof *p);
+  if (!p)
+    return q7__err(Q7_ENOMEM, "out of memory");
+  p->q = q;
+  if (conf) {
+    p->cb = conf->dr_cb;
+    p->cb_arg = conf->dr_arg;
+  }
+  p->linger = q7__conf_int(conf, Q7K_LINGER_MS);
+  p->batch_size = q7__conf_int(conf, Q7K_BATCH_SIZE);
+  p->retries = q7__conf_int(conf, Q7K_RETRIES);
+  pthread_mutex_init(&p->mu, NULL);
+  cond_init_mono(&p->cv_work);
+  cond_init_mono(&p->cv_done);
+  if (pthread_create(&p->thread, NULL, linger_thread, p)) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    free(p);
+    return q7__err(Q7_ENOMEM, "producer: cannot start its thread");
+  }
+  q7__handle_ref(q, 1);
+  *out = p;
+  return Q7_OK;
+}
+
+static slot *
+find_slot(q7_producer *p, q7_topic *t, int32_t part)
+{
+  for (slot *s = p->slots; s; s = s->next)
+    if (s->t == t && s->partition == part)
+      return s;
+  return NULL;
+}
+
+/* Validate @m and pick its partition and timestamp. */
+static int
+prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky)
+{
+  if (!m || !m->topic)
+    return q7__err(Q7_EINVAL, "send: %s is NULL", !m ? "message" : "message topic");
+  q7_topic *t = m->topic;
+  int rc;
+  if (t->q != p->q)
+    return q7__err(Q7_EINVAL, "send: topic %s belongs to another store", t->name);
+  if ((rc = q7__record_check(m)))
+    return rc;
+  size_t payload = q7__record_payload(m);
+  if (payload > (size_t)t->max_message || !q7__record_size(m, NULL))
+    return q7__err(Q7_ETOOBIG, "send: record of %zu bytes exceeds message.max.bytes %" PRId64
+                   " of topic %s", payload, t->max_message, t->name);
+  if (m->partition == Q7_PARTITION_ANY) {
+    if (m->key)
+      *part = q7_partition_for_key(m->key, m->key_len, t->count);
+    else if (sticky)
+      *part = t->sticky % t->count;
+    else
+      *part = (int32_t)(p->rr++ % (uint32_t)t->count);
+  } else if ((rc = q7__partition_check(t, m->partition))) {
+    return rc;
+  } else {
+    *part = m->partition;
+  }
+  *ts = m->timestamp_ms ? m->timestamp_ms : q7__now(p->q);
+  return Q7_OK;
+}
+
+int
+q7_producer_send(q7_producer *p, const q7_msg *m)
+{
+  int32_t part;
+  int64_t ts;
+  q7__pe *pe;
+  int rc;
+  if (!p)
+    return q7__err(Q7_EINVAL, "q7_producer_send: producer is NULL");
+  if ((rc = prepare(p, m, &part, &ts, true)))
+    return rc;
+  if ((rc = q7__topic_pe(m->topic, part, &pe)))
+    return rc;
+
+  pthread_mutex_lock(&p->mu);
+  slot *s = find_slot(p, m->topic, part);
+  if (!s) {
+    if (!(s = calloc(1, sizeof *s)) || q7__batch_init(&s->b)) {
+      free(s);
+      pthread_mutex_unlock(&p->mu);
+      return q7__err(Q7_ENOMEM, "producer: out of memory");
+    }
+    s->t = m->topic;
+    s->partition = part;
+    s->pe = pe;
+    s->next = p->slots;
+    p->slots = s;
+  }
+  if ((rc = reserve_reports(p)))
+    goto unlock;
+  if (s->b.count == s->cap_opaque) {
+    size_t cap = s->cap_opaque ? s->cap_opaque * 2 : 64;
+    void **o = realloc(s->opaque, cap * sizeof *o);
+    if (!o) {
+      rc = q7__err(Q7_ENOMEM, "producer: out of memory");
+      goto unlock;
+    }
+    s->opaque = o;
+    s->cap_opaque = cap;
+  }
+  if ((rc = q7__batch_add(&s->b, m, ts)))
+    goto unlock;
+  s->opaque[s->b.count - 1] = m->opaque;
+  p->inflight++;
+  if (s->b.count == 1) {
+    s->deadline = q7__mono_ms() + p->linger;
+    pthread_cond_signal(&p->cv_work);
+  }
+  if ((int64_t)s->b.buf.len >= p->batch_size) {
+    if (!m->key && m->partition == Q7_PARTITION_ANY)
+      m->topic->sticky++; /* Kafka's sticky partitioner moves on per batch */
+    commit_slot(p, s);
+  }
+unlock:
+  pthread_mutex_unlock(&p->mu);
+  serve_reports(p);
+  return rc;
+}
+
+int
+q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64_t *offset)
+{
+  int32_t part;
+  int64_t ts, off = -1;
+  q7__pe *pe;
+  int rc;
+  if (!p)
+    return q7__err(Q7_EINVAL, "q7_producer_send_sync: producer is NULL");
+  if ((rc = prepare(p, m, &part, &ts, false)))
+    return rc;
+  if ((rc = q7__topic_pe(m->topic, part, &pe)))
+    return rc;
+  /* Records sent earlier to the same partition go first. */
+  pthread_mutex_lock(&p->mu);
+  slot *s = find_slot(p, m->topic, part);
+  if (s)
+    commit_slot(p, s);
+  pthread_mutex_unlock(&p->mu);
+  p->scratch.len = 0;
+  if ((rc = q7__record_append(&p->scratch, m, ts)))
+    return rc;
+  for (int64_t attempt = 0;; attempt++) {
+    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, &off);
+    if (rc != Q7_EBUSY || attempt >= p->retries)
+      break;
+    struct timespec d = { 0, 1000000L << (attempt < 6 ? attempt : 6) };
+    nanosleep(&d, NULL);
+  }
+  if (rc)
+    return rc;
+  if (partition)
+    *partition = part;
+  if (offset)
+    *offset = off;
+  return Q7_OK;
+}
+
+int
+q7_producer_poll(q7_producer *p, int timeout_ms)
+{
+  if (!p)
+    return q7__err(Q7_EINVAL, "q7_producer_poll: producer is NULL");
+  if (timeout_ms != 0) {
+    struct timespec ts;
+    if (timeout_ms > 0)
+      abs_deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&p->mu);
+    while (!p->n_reps && p->inflight > 0) {
+      if (timeout_ms < 0)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+      else if (pthread_cond_timedwait(&p->cv_done, &p->mu, &ts) == ETIMEDOUT)
+        break;
+    }
+    pthread_mutex_unlock(&p->mu);
+  }
+  return serve_reports(p);
+}
+
+int
+q7_producer_flush(q7_producer *p, int timeout_ms)
+{
+  if (!p)
+    return q7__err(Q7_EINVAL, "q7_producer_flush: producer is NULL");
+  struct timespec ts;
+  int rc = Q7_OK;
+  if (timeout_ms > 0)
+    abs_deadline(&ts, timeout_ms);
+  pthread_mutex_lock(&p->mu);
+  for (bool again = true; again;) {
+    again = false;
+    for (slot *s = p->slots; s; s = s->next) {
+      if (s->b.count && !s->busy) {
+        commit_slot(p, s);
+        again = true;
+        break;
+      }
+    }
+  }
+  while (p->inflight > 0) {
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&p->cv_done, &p->mu);
+    } else if (timeout_ms == 0 ||
+               pthread_cond_timedwait(&p->cv_done, &p->mu, &ts) == ETIMEDOUT) {
+      if (p->inflight > 0)
+        rc = q7__err(Q7_ETIMEDOUT, "flush: %" PRId64 " records still pending", p->inflight);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  serve_reports(p);
+  return rc;
+}
+
+int
+q7_producer_close(q7_producer *p)
+{
+  if (!p)
+    return Q7_OK;
+  int rc = q7_producer_flush(p, -1);
+  pthread_mutex_lock(&p->mu);
+  p->stop = true;
+  pthread_cond_signal(&p->cv_work);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->thread, NULL);
+  serve_reports(p);
+  while (p->slots) {
+    slot *s = p->slots;
+    p->slots = s->next;
+    q7__batch_free(&s->b);
+    free(s->opaque);
+    free(s);
+  }
+  q7__handle_ref(p->q, -1);
+  free(p->reps);
+  q7__buf_free(&p->scratch);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv_work);
+  pthread_cond_destroy(&p->cv_done);
+  free(p);
+  return rc;
+}

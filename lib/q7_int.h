@@ -1,0 +1,377 @@
+/*
+ * q7_int.h - private declarations shared by the files of lib/.  Never installed.
+ *
+ * Layering (lower never calls upward):
+ *   producer.c consumer.c group.c          what applications drive
+ *   offsets.c                               commits, committed, lag
+ *   store.c topic.c partition.c notify.c    files, LMDB environments
+ *   record.c crc32c.c partitioner.c conf.c err.c
+ */
+#ifndef Q7_INT_H
+#define Q7_INT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "q7.h"
+
+#define Q7__HIDDEN __attribute__((visibility("hidden")))
+#define Q7__PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* On-disk format version of the meta and partition environments. */
+#define Q7__FORMAT 1u
+
+#define Q7__MAX_PARTITIONS 10000
+#define Q7__MAX_GROUP_LEN 255
+
+/* ---------------------------------------------------------------- err.c */
+
+/* Set the calling thread's last error and return @code. */
+Q7__HIDDEN int q7__err(int code, const char *fmt, ...) Q7__PRINTF(2, 3);
+/* Translate an LMDB or errno result; @what says what was being done. */
+Q7__HIDDEN int q7__mdb_err(int rc, const char *what);
+Q7__HIDDEN int q7__errno_err(int e, const char *what, const char *path);
+
+/* --------------------------------------------------------------- conf.c */
+
+enum q7__key {
+  /* store */
+  Q7K_SYNC, Q7K_STORAGE_MAX_BYTES, Q7K_RETENTION_CHECK_MS, Q7K_LAG_WINDOW,
+  Q7K_LAG_EXPIRE_MS, Q7K_REPLICA_DIRS,
+  /* topic */
+  Q7K_RETENTION_MS, Q7K_RETENTION_BYTES, Q7K_REPLICATION_FACTOR,
+  Q7K_MIN_INSYNC, Q7K_MESSAGE_MAX_BYTES, Q7K_CLEANUP_POLICY,
+  Q7K_TOPIC_COMPRESSION,
+  /* producer */
+  Q7K_ACKS, Q7K_LINGER_MS, Q7K_BATCH_SIZE, Q7K_PARTITIONER, Q7K_RETRIES,
+  /* consumer */
+  Q7K_AUTO_OFFSET_RESET, Q7K_ENABLE_AUTO_COMMIT, Q7K_AUTO_COMMIT_MS,
+  Q7K_MAX_POLL_RECORDS, Q7K_SESSION_TIMEOUT_MS, Q7K_ASSIGNMENT_STRATEGY,
+  Q7K__COUNT
+};
+
+enum q7__scope { Q7S_STORE = 1, Q7S_TOPIC = 2, Q7S_PRODUCER = 4, Q7S_CONSUMER = 8 };
+
+struct q7_conf {
+  char *val[Q7K__COUNT];            /* NULL: default */
+  int64_t (*clock)(void *arg);
+  void *clock_arg;
+  void (*dr_cb)(const q7_delivery *d, void *arg);
+  void *dr_arg;
+};
+
+/* Value of key @k (default if unset or conf NULL); never NULL. */
+Q7__HIDDEN const char *q7__conf_str(const q7_conf *c, enum q7__key k);
+Q7__HIDDEN int64_t q7__conf_int(const q7_conf *c, enum q7__key k);
+Q7__HIDDEN bool q7__conf_bool(const q7_conf *c, enum q7__key k);
+/* Index of the choice of an enum-valued key. */
+Q7__HIDDEN int q7__conf_choice(const q7_conf *c, enum q7__key k);
+/* Look up a key by name; -1 if unknown.  @scope receives its scope. */
+Q7__HIDDEN int q7__conf_key(const char *name, int *scope);
+Q7__HIDDEN const char *q7__conf_name(enum q7__key k);
+/* Validate @value for key @k; Q7_OK or Q7_EINVAL with a message. */
+Q7__HIDDEN int q7__conf_check(enum q7__key k, const char *value);
+/* Serialise the set keys of @scope as "k=v\n" lines (malloc'd). */
+Q7__HIDDEN char *q7__conf_dump(const q7_conf *c, int scope, size_t *len);
+/* Set keys from "k=v\n" lines; Q7_ECORRUPT on malformed text. */
+Q7__HIDDEN int q7__conf_load(q7_conf *c, const char *text, size_t len);
+
+/* ------------------------------------------------------------- crc32c.c */
+
+Q7__HIDDEN uint32_t q7__crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ------------------------------------------------------------- record.c */
+
+/*
+ * A batch, as stored as one LMDB value keyed by its base offset (8 bytes,
+ * big-endian).  All integers little-endian.
+ *
+ *   0  u32 crc32c      over bytes [4, end)
+ *   4  u16 format      Q7__BATCH_FORMAT
+ *   6  u16 attributes  bits 0-2: compression (0 none)
+ *   8  u32 count       records in the batch (>= 1)
+ *  12  u32 length      bytes of records that follow
+ *  16  i64 first_ts    timestamp of the first record
+ *  24  i64 max_ts      largest timestamp in the batch
+ *  32  records
+ *
+ * A record:
+ *   u32 size          bytes after this field
+ *   i64 timestamp_ms
+ *   u32 key_len       Q7__NULL_LEN: no key
+ *   u32 value_len     Q7__NULL_LEN: null value
+ *   u32 headers_len
+ *   key, value, headers
+ *
+ * Headers: repeated { u16 name_len; name; u32 value_len (Q7__NULL_LEN: null); value }.
+ */
+#define Q7__BATCH_FORMAT 1u
+#define Q7__BATCH_HDR 32u
+#define Q7__REC_HDR 24u
+#define Q7__NULL_LEN 0xffffffffu
+
+typedef struct q7__buf {
+  unsigned char *data;
+  size_t len, cap;
+} q7__buf;
+
+Q7__HIDDEN int q7__buf_reserve(q7__buf *b, size_t more);
+Q7__HIDDEN void q7__buf_free(q7__buf *b);
+
+/* Size a record takes in a batch, or 0 when a length overflows u32. */
+Q7__HIDDEN size_t q7__record_size(const q7_msg *m, size_t *headers_len);
+/* Bytes counted against message.max.bytes. */
+Q7__HIDDEN size_t q7__record_payload(const q7_msg *m);
+/* Validate the headers of @m (Q7_EINVAL with a message). */
+Q7__HIDDEN int q7__record_check(const q7_msg *m);
+/* Append @m (stamped @ts) to @b. */
+Q7__HIDDEN int q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts);
+
+/* A batch being built: header space reserved at the front of buf. */
+typedef struct q7__batch {
+  q7__buf buf;
+  uint32_t count;
+  int64_t first_ts, max_ts;
+} q7__batch;
+
+Q7__HIDDEN int q7__batch_init(q7__batch *b);
+Q7__HIDDEN void q7__batch_reset(q7__batch *b);
+Q7__HIDDEN void q7__batch_free(q7__batch *b);
+/* Append one encoded record (from q7__record_append into a scratch buf). */
+Q7__HIDDEN int q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts);
+Q7__HIDDEN int q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts);
+/* Write the header and CRC; the batch is then buf.data[0 .. buf.len). */
+Q7__HIDDEN void q7__batch_seal(q7__batch *b);
+
+/* A decoded view of a stored batch. */
+typedef struct q7__bview {
+  const unsigned char *data;    /* the whole value */
+  size_t len;
+  uint32_t count;
+  int64_t max_ts;
+} q7__bview;
+
+/* Check the header, lengths and (if @verify) the CRC of a stored value.
+ * Q7_ECORRUPT with a message naming @base and @what on failure. */
+Q7__HIDDEN int q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base,
+                              bool verify, const char *what);
+/* Decode records from a batch: skip @skip records, fill up to @max.
+ * Returns the number filled or Q7_ECORRUPT. */
+Q7__HIDDEN int q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip,
+                                q7_record *out, size_t max, const char *topic,
+                                int32_t partition);
+
+Q7__HIDDEN void q7__be64_put(unsigned char *p, uint64_t v);
+Q7__HIDDEN uint64_t q7__be64_get(const unsigned char *p);
+
+/* --------------------------------------------------------- partitioner.c */
+
+Q7__HIDDEN int32_t q7__murmur2(const void *key, size_t len);
+
+/* ------------------------------------------------------------- notify.c */
+
+/* A word shared by every process of a store (DIR/notify, mmap'd): bumped
+ * after each commit, waited on with a futex by idle consumers. */
+typedef struct q7__notify {
+  int fd;
+  void *map;
+} q7__notify;
+
+Q7__HIDDEN int q7__notify_open(q7__notify *n, const char *dir);
+Q7__HIDDEN void q7__notify_close(q7__notify *n);
+Q7__HIDDEN uint32_t q7__notify_seq(q7__notify *n);
+Q7__HIDDEN void q7__notify_bump(q7__notify *n);
+/* Wait until the sequence differs from @seq or @timeout_ms passes. */
+Q7__HIDDEN void q7__notify_wait(q7__notify *n, uint32_t seq, int timeout_ms);
+
+/* ---------------------------------------------------------- partition.c */
+
+/* A request of group commit (q7_producer_send_sync). */
+typedef struct q7__gcreq {
+  struct q7__gcreq *next;
+  const unsigned char *rec;       /* an encoded record */
+  size_t len;
+  int64_t ts;
+  int64_t offset;
+  int rc;
+  bool done;
+} q7__gcreq;
+
+/* One partition's LMDB environment, shared by every handle of the process. */
+typedef struct q7__pe {
+  struct q7__pe *next;            /* in q->parts, under q->lock */
+  struct q7 *q;
+  char *topic;
+  uint64_t topic_id;
+  int32_t index;
+  char *path;
+  int refs;                       /* under q->lock */
+  MDB_env *env;
+  MDB_dbi log, meta;
+  pthread_rwlock_t maplock;       /* rd: any txn or held records; wr: remap */
+  pthread_mutex_t gc_mu;          /* group commit */
+  pthread_cond_t gc_cv;
+  q7__gcreq *gc_head, **gc_tail;
+  bool gc_leader;
+} q7__pe;
+
+Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,
+                          bool create, q7__pe **out);
+Q7__HIDDEN void q7__pe_put(q7__pe *pe);
+/* Free an env that no handle uses (q7_close, topic delete). */
+Q7__HIDDEN void q7__pe_destroy(q7__pe *pe);
+/* Mark a partition deleted, for handles in other processes. */
+Q7__HIDDEN int q7__pe_mark_deleted(q7__pe *pe);
+/* Append a sealed batch; *base receives its first offset. */
+Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base);
+/* Group commit of one encoded record (send_sync). */
+Q7__HIDDEN int q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts,
+                                 int64_t *offset);
+/* Start / end a read: takes the map lock (shared) and a read txn. */
+Q7__HIDDEN int q7__pe_read_begin(q7__pe *pe, MDB_txn **txn);
+Q7__HIDDEN void q7__pe_read_end(q7__pe *pe, MDB_txn *txn);
+/* Offsets as seen by @txn. */
+Q7__HIDDEN int q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw);
+/* Read records from @offset (in [log_start, hw)) inside @txn. */
+Q7__HIDDEN int q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max);
+/* Offsets without a caller-held txn. */
+Q7__HIDDEN int q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw);
+
+/* -------------------------------------------------------------- store.c */
+
+struct q7__group;
+
+struct q7 {
+  char *dir;
+  q7_conf *conf;
+  bool sync;
+  int64_t max_bytes;              /* 0: unlimited */
+  int lag_window;
+  MDB_env *meta;
+  MDB_dbi dbi_info, dbi_topics, dbi_offsets;
+  q7__notify notify;
+  pthread_mutex_t lock;           /* parts, groups, handle counts */
+  q7__pe *parts;
+  struct q7__group *groups;
+  int live_handles;               /* topics, producers, consumers */
+};
+
+Q7__HIDDEN int64_t q7__now(struct q7 *q);
+Q7__HIDDEN int64_t q7__mono_ms(void);
+Q7__HIDDEN void q7__handle_ref(struct q7 *q, int delta);
+/* Bytes used by the store's data files, except @skip's. */
+Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);
+/* Meta write txn with map growth handled by the caller's retry. */
+Q7__HIDDEN int q7__meta_begin(struct q7 *q, unsigned flags, MDB_txn **txn);
+Q7__HIDDEN int q7__rm_rf(const char *path);
+
+/* -------------------------------------------------------------- topic.c */
+
+/* What the meta environment holds of a topic. */
+typedef struct q7__tmeta {
+  uint64_t id;
+  int32_t partitions;
+  q7_conf *conf;                  /* topic keys set at create / alter */
+} q7__tmeta;
+
+Q7__HIDDEN int q7__name_check(const char *name);
+Q7__HIDDEN int q7__tmeta_get(struct q7 *q, MDB_txn *txn, const char *name, q7__tmeta *m);
+Q7__HIDDEN void q7__tmeta_free(q7__tmeta *m);
+
+struct q7_partition {
+  struct q7_topic *topic;
+  int32_t index;
+  q7__pe *pe;                     /* opened on first use */
+  MDB_txn *rtxn;                  /* held while records are out */
+};
+
+struct q7_topic {
+  struct q7 *q;
+  char *name;
+  uint64_t id;
+  int32_t count;
+  int64_t max_message;            /* message.max.bytes */
+  struct q7_partition *parts;
+  int32_t sticky;                 /* keyless partitioner state */
+};
+
+/* The partition's env, opening it on first use. */
+Q7__HIDDEN int q7__topic_pe(struct q7_topic *t, int32_t index, q7__pe **out);
+Q7__HIDDEN int q7__partition_check(const struct q7_topic *t, int32_t index);
+
+/* ------------------------------------------------------------ offsets.c */
+
+/* One commit as kept in the lag window. */
+typedef struct q7__commit {
+  int64_t offset, ts, hw;
+} q7__commit;
+
+/* Commit @n (topic, partition, next) triples of @group in one transaction. */
+typedef struct q7__commit_req {
+  const char *topic;
+  int32_t partition;
+  int64_t next;
+  q7__pe *pe;                     /* to read the high watermark */
+} q7__commit_req;
+
+Q7__HIDDEN int q7__offsets_commit(struct q7 *q, const char *group, const q7__commit_req *r,
+                                  size_t n);
+Q7__HIDDEN int q7__offsets_get(struct q7 *q, MDB_txn *txn, const char *group,
+                               const char *topic, int32_t partition, int64_t *next);
+/* Drop every committed offset on @topic (inside a meta write txn). */
+Q7__HIDDEN int q7__offsets_drop_topic(struct q7 *q, MDB_txn *txn, const char *topic);
+Q7__HIDDEN int q7__group_check(const char *group);
+
+/* -------------------------------------------------------------- group.c */
+
+struct q7_consumer;
+/* In-process membership of subscribed consumers. */
+Q7__HIDDEN int q7__group_join(struct q7_consumer *c);
+Q7__HIDDEN void q7__group_leave(struct q7_consumer *c);
+/* Reconcile @c's assignment with its group's; called by poll. */
+Q7__HIDDEN int q7__group_sync(struct q7_consumer *c);
+Q7__HIDDEN void q7__group_free_all(struct q7 *q);
+
+/* ----------------------------------------------------------- consumer.c */
+
+typedef struct q7__assign {
+  struct q7_topic *t;             /* owned by the consumer */
+  int32_t partition;
+  int64_t position;
+  q7__pe *pe;
+  MDB_txn *rtxn;                  /* held while records are out */
+  bool claimed;                   /* group: this member owns it */
+} q7__assign;
+
+struct q7_consumer {
+  struct q7 *q;
+  char *group;
+  int reset;                      /* 0 latest, 1 earliest, 2 none */
+  bool auto_commit;
+  int64_t auto_commit_ms, next_auto_commit;
+  int64_t max_poll;
+  int strategy;                   /* 0 range, 1 roundrobin */
+  q7__assign *as;
+  size_t n_as, cap_as, rr;
+  /* subscription */
+  char *sub_topic;
+  struct q7__group *grp;
+  uint64_t member_id;
+  uint64_t generation;
+  struct q7_consumer *grp_next;
+};
+
+Q7__HIDDEN int q7__consumer_take(struct q7_consumer *c, struct q7_topic *t, int32_t partition,
+                                 int64_t offset);
+Q7__HIDDEN int q7__consumer_drop(struct q7_consumer *c, size_t i, bool commit);
+Q7__HIDDEN int q7__consumer_resolve(struct q7_consumer *c, q7__assign *a, int64_t offset);
+
+#endif /* Q7_INT_H */

@@ -1,0 +1,358 @@
+/* record.c - the batch and record codec (layout in q7_int.h). */
+#include "q7_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+static inline void
+put32(unsigned char *p, uint32_t v)
+{
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t
+get32(const unsigned char *p)
+{
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void
+put64(unsigned char *p, uint64_t v)
+{
+  put32(p, (uint32_t)v);
+  put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t
+get64(const unsigned char *p)
+{
+  return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+void
+q7__be64_put(unsigned char *p, uint64_t v)
+{
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (unsigned char)v;
+}
+
+uint64_t
+q7__be64_get(const unsigned char *p)
+{
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int
+q7__buf_reserve(q7__buf *b, size_t more)
+{
+  if (b->cap - b->len >= more)
+    return Q7_OK;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap - b->len < more) {
+    if (cap > SIZE_MAX / 2)
+      return q7__err(Q7_ENOMEM, "buffer of %zu bytes is too large", b->len + more);
+    cap *= 2;
+  }
+  unsigned char *d = realloc(b->data, cap);
+  if (!d)
+    return q7__err(Q7_ENOMEM, "out of memory for a buffer of %zu bytes", cap);
+  b->data = d;
+  b->cap = cap;
+  return Q7_OK;
+}
+
+void
+q7__buf_free(q7__buf *b)
+{
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+int
+q7__record_check(const q7_msg *m)
+{
+  if (m->key_len && !m->key)
+    return q7__err(Q7_EINVAL, "record: key is NULL with key_len %zu", m->key_len);
+  if (m->value_len && !m->value)
+    return q7__err(Q7_EINVAL, "record: value is NULL with value_len %zu", m->value_len);
+  if (m->header_count && !m->headers)
+    return q7__err(Q7_EINVAL, "record: headers is NULL with header_count %zu", m->header_count);
+  if (m->timestamp_ms < 0)
+    return q7__err(Q7_EINVAL, "record: negative timestamp_ms %" PRId64, m->timestamp_ms);
+  for (size_t i = 0; i < m->header_count; i++) {
+    const q7_header *h = &m->headers[i];
+    if (!h->name || !*h->name)
+      return q7__err(Q7_EINVAL, "record: header %zu has %s name", i, h->name ? "an empty" : "a NULL");
+    if (strlen(h->name) > 0xffff)
+      return q7__err(Q7_EINVAL, "record: header %zu name longer than 65535 bytes", i);
+    if (h->value_len && !h->value)
+      return q7__err(Q7_EINVAL, "record: header \"%s\" value is NULL with length %zu", h->name,
+                     h->value_len);
+  }
+  return Q7_OK;
+}
+
+size_t
+q7__record_payload(const q7_msg *m)
+{
+  size_t n = m->key_len + m->value_len;
+  for (size_t i = 0; i < m->header_count; i++)
+    n += strlen(m->headers[i].name) + m->headers[i].value_len;
+  return n;
+}
+
+size_t
+q7__record_size(const q7_msg *m, size_t *headers_len)
+{
+  size_t h = 0;
+  for (size_t i = 0; i < m->header_count; i++)
+    h += 2 + strlen(m->headers[i].name) + 4 + m->headers[i].value_len;
+  if (headers_len)
+    *headers_len = h;
+  size_t n = Q7__REC_HDR + m->key_len + m->value_len + h;
+  if (m->key_len >= Q7__NULL_LEN || m->value_len >= Q7__NULL_LEN || h >= Q7__NULL_LEN ||
+      n >= Q7__NULL_LEN)
+    return 0;
+  return n;
+}
+
+int
+q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts)
+{
+  size_t hlen, n = q7__record_size(m, &hlen);
+  if (!n)
+    return q7__err(Q7_ETOOBIG, "record: larger than 4 GiB");
+  int rc = q7__buf_reserve(b, n);
+  if (rc)
+    return rc;
+  unsigned char *p = b->data + b->len;
+  put32(p, (uint32_t)(n - 4));
+  put64(p + 4, (uint64_t)ts);
+  put32(p + 12, m->key ? (uint32_t)m->key_len : Q7__NULL_LEN);
+  put32(p + 16, m->value ? (uint32_t)m->value_len : Q7__NULL_LEN);
+  put32(p + 20, (uint32_t)hlen);
+  p += Q7__REC_HDR;
+  if (m->key_len)
+    memcpy(p, m->key, m->key_len);
+  p += m->key_len;
+  if (m->value_len)
+    memcpy(p, m->value, m->value_len);
+  p += m->value_len;
+  for (size_t i = 0; i < m->header_count; i++) {
+    const q7_header *h = &m->headers[i];
+    size_t nl = strlen(h->name);
+    p[0] = (unsigned char)nl;
+    p[1] = (unsigned char)(nl >> 8);
+    memcpy(p + 2, h->name, nl);
+    p += 2 + nl;
+    put32(p, h->value ? (uint32_t)h->value_len : Q7__NULL_LEN);
+    p += 4;
+    if (h->value_len)
+      memcpy(p, h->value, h->value_len);
+    p += h->value_len;
+  }
+  b->len += n;
+  return Q7_OK;
+}
+
+int
+q7__batch_init(q7__batch *b)
+{
+  memset(b, 0, sizeof *b);
+  int rc = q7__buf_reserve(&b->buf, Q7__BATCH_HDR);
+  if (rc)
+    return rc;
+  b->buf.len = Q7__BATCH_HDR;
+  return Q7_OK;
+}
+
+void
+q7__batch_reset(q7__batch *b)
+{
+  b->buf.len = Q7__BATCH_HDR;
+  b->count = 0;
+  b->first_ts = b->max_ts = 0;
+}
+
+void
+q7__batch_free(q7__batch *b)
+{
+  q7__buf_free(&b->buf);
+  b->count = 0;
+}
+
+static void
+batch_note(q7__batch *b, int64_t ts)
+{
+  if (!b->count++)
+    b->first_ts = b->max_ts = ts;
+  else if (ts > b->max_ts)
+    b->max_ts = ts;
+}
+
+int
+q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts)
+{
+  int rc = q7__record_append(&b->buf, m, ts);
+  if (!rc)
+    batch_note(b, ts);
+  return rc;
+}
+
+int
+q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts)
+{
+  int rc = q7__buf_reserve(&b->buf, len);
+  if (rc)
+    return rc;
+  memcpy(b->buf.data + b->buf.len, rec, len);
+  b->buf.len += len;
+  batch_note(b, ts);
+  return Q7_OK;
+}
+
+void
+q7__batch_seal(q7__batch *b)
+{
+  unsigned char *h = b->buf.data;
+  h[4] = (unsigned char)Q7__BATCH_FORMAT;
+  h[5] = 0;
+  h[6] = h[7] = 0; /* attributes: no compression */
+  put32(h + 8, b->count);
+  put32(h + 12, (uint32_t)(b->buf.len - Q7__BATCH_HDR));
+  put64(h + 16, (uint64_t)b->first_ts);
+  put64(h + 24, (uint64_t)b->max_ts);
+  put32(h, q7__crc32c(0, h + 4, b->buf.len - 4));
+}
+
+int
+q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool verify,
+               const char *what)
+{
+  const unsigned char *h = data;
+  if (len < Q7__BATCH_HDR)
+    return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " is truncated (%zu bytes)", what,
+                   base, len);
+  if (verify) {
+    uint32_t want = get32(h), got = q7__crc32c(0, h + 4, len - 4);
+    if (want != got)
+      return q7__err(Q7_ECORRUPT,
+                     "%s: batch at offset %" PRId64 " fails its CRC (stored %08x, computed %08x)",
+                     what, base, want, got);
+  }
+  uint32_t fmt = (uint32_t)h[4] | (uint32_t)h[5] << 8;
+  uint32_t attr = (uint32_t)h[6] | (uint32_t)h[7] << 8;
+  if (fmt != Q7__BATCH_FORMAT)
+    return q7__err(fmt > Q7__BATCH_FORMAT ? Q7_EVERSION : Q7_ECORRUPT,
+                   "%s: batch at offset %" PRId64 " has format %u, this library reads %u", what,
+                   base, fmt, Q7__BATCH_FORMAT);
+  if (attr & 7)
+    return q7__err(Q7_EVERSION, "%s: batch at offset %" PRId64 " uses compression %u", what,
+                   base, attr & 7);
+  v->count = get32(h + 8);
+  if (v->count == 0 || get32(h + 12) != len - Q7__BATCH_HDR)
+    return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad header", what, base);
+  v->data = h;
+  v->len = len;
+  v->max_ts = (int64_t)get64(h + 24);
+  return Q7_OK;
+}
+
+int
+q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
+                 const char *topic, int32_t partition)
+{
+  const unsigned char *p = v->data + Q7__BATCH_HDR, *end = v->data + v->len;
+  size_t n = 0;
+  for (uint32_t i = 0; i < v->count && n < max; i++) {
+    if ((size_t)(end - p) < Q7__REC_HDR)
+      goto corrupt;
+    uint32_t size = get32(p);
+    if (size < Q7__REC_HDR - 4 || size > (size_t)(end - p) - 4)
+      goto corrupt;
+    if (i < skip) {
+      p += 4 + size;
+      continue;
+    }
+    uint32_t kl = get32(p + 12), vl = get32(p + 16), hl = get32(p + 20);
+    uint64_t kn = kl == Q7__NULL_LEN ? 0 : kl, vn = vl == Q7__NULL_LEN ? 0 : vl;
+    if (Q7__REC_HDR - 4 + kn + vn + hl != size)
+      goto corrupt;
+    const unsigned char *d = p + Q7__REC_HDR;
+    q7_record *r = &out[n++];
+    r->topic = topic;
+    r->partition = partition;
+    r->offset = base + i;
+    r->timestamp_ms = (int64_t)get64(p + 4);
+    r->key = kl == Q7__NULL_LEN ? NULL : d;
+    r->key_len = (size_t)kn;
+    r->value = vl == Q7__NULL_LEN ? NULL : d + kn;
+    r->value_len = (size_t)vn;
+    r->headers = hl ? d + kn + vn : NULL;
+    r->headers_len = hl;
+    p += 4 + size;
+  }
+  return (int)n;
+corrupt:
+  return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
+                 " has a malformed record", topic, (int)partition, base);
+}
+
+int
+q7_record_header_next(const q7_record *r, size_t *iter, const char **name, size_t *name_len,
+                      const void **value, size_t *value_len)
+{
+  if (!r || !iter || !name || !name_len || !value || !value_len)
+    return q7__err(Q7_EINVAL, "q7_record_header_next: NULL argument");
+  const unsigned char *h = r->headers;
+  size_t pos = *iter, len = r->headers_len;
+  if (pos >= len)
+    return Q7_ENOENT;
+  if (len - pos < 2)
+    goto corrupt;
+  size_t nl = (size_t)h[pos] | (size_t)h[pos + 1] << 8;
+  if (len - pos - 2 < nl + 4)
+    goto corrupt;
+  *name = (const char *)h + pos + 2;
+  *name_len = nl;
+  pos += 2 + nl;
+  uint32_t vl = get32(h + pos);
+  pos += 4;
+  size_t vn = vl == Q7__NULL_LEN ? 0 : vl;
+  if (len - pos < vn)
+    goto corrupt;
+  *value = vl == Q7__NULL_LEN ? NULL : h + pos;
+  *value_len = vn;
+  *iter = pos + vn;
+  return Q7_OK;
+corrupt:
+  return q7__err(Q7_ECORRUPT, "record at offset %" PRId64 ": malformed headers", r->offset);
+}
+
+int
+q7_record_header(const q7_record *r, const char *name, const void **value, size_t *len)
+{
+  if (!r || !name || !value || !len)
+    return q7__err(Q7_EINVAL, "q7_record_header: NULL argument");
+  size_t it = 0, nl = strlen(name), hn, vl;
+  const char *hname;
+  const void *v;
+  int rc;
+  while ((rc = q7_record_header_next(r, &it, &hname, &hn, &v, &vl)) == Q7_OK) {
+    if (hn == nl && memcmp(hname, name, nl) == 0) {
+      *value = v;
+      *len = vl;
+      return Q7_OK;
+    }
+  }
+  if (rc == Q7_ENOENT)
+    return q7__err(Q7_ENOENT, "record at offset %" PRId64 ": no header \"%s\"", r->offset, name);
+  return rc;
+}

@@ -1,0 +1,325 @@
+/* store.c - opening and closing a store: its directory, the metadata
+ * environment, the notify page, and the clock. */
+#include "q7_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define META_MAP (1024UL * 1024 * 1024)
+
+const char *
+q7_version(void)
+{
+#define Q7__S(x) #x
+#define Q7__V(a, b, c) Q7__S(a) "." Q7__S(b) "." Q7__S(c)
+  return Q7__V(Q7_VERSION_MAJOR, Q7_VERSION_MINOR, Q7_VERSION_PATCH);
+}
+
+int64_t
+q7__mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+q7__now(q7 *q)
+{
+  if (q->conf->clock)
+    return q->conf->clock(q->conf->clock_arg);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+q7__handle_ref(q7 *q, int delta)
+{
+  pthread_mutex_lock(&q->lock);
+  q->live_handles += delta;
+  pthread_mutex_unlock(&q->lock);
+}
+
+static int64_t
+file_size(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+int64_t
+q7__store_bytes(q7 *q, const q7__pe *skip)
+{
+  char path[4400];
+  int64_t total = 0;
+  snprintf(path, sizeof path, "%s/meta/data.mdb", q->dir);
+  total += file_size(path);
+  snprintf(path, sizeof path, "%s/topics", q->dir);
+  DIR *td = opendir(path);
+  if (!td)
+    return total;
+  struct dirent *te;
+  while ((te = readdir(td))) {
+    if (te->d_name[0] == '.')
+      continue;
+    char tpath[4096];
+    snprintf(tpath, sizeof tpath, "%s/topics/%s", q->dir, te->d_name);
+    DIR *pd = opendir(tpath);
+    if (!pd)
+      continue;
+    struct dirent *pe;
+    while ((pe = readdir(pd))) {
+      if (pe->d_name[0] == '.')
+        continue;
+      snprintf(path, sizeof path, "%s/%s", tpath, pe->d_name);
+      if (skip && strcmp(path, skip->path) == 0)
+        continue;
+      char f[4420];
+      snprintf(f, sizeof f, "%s/data.mdb", path);
+      total += file_size(f);
+    }
+    closedir(pd);
+  }
+  closedir(td);
+  return total;
+}
+
+int
+q7__meta_begin(q7 *q, unsigned flags, MDB_txn **txn)
+{
+  int rc = mdb_txn_begin(q->meta, NULL, flags, txn);
+  if (rc == MDB_MAP_RESIZED) {
+    /* Another process grew the meta map; adopt it (meta txns are short). */
+    mdb_env_set_mapsize(q->meta, 0);
+    rc = mdb_txn_begin(q->meta, NULL, flags, txn);
+  }
+  return rc ? q7__mdb_err(rc, "metadata transaction") : Q7_OK;
+}
+
+static int
+rm_rf(const char *path)
+{
+  struct stat st;
+  if (lstat(path, &st) < 0)
+    return errno == ENOENT ? 0 : -1;
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    if (!d)
+      return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        continue;
+      char sub[4400];
+      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+      rm_rf(sub);
+    }
+    closedir(d);
+    return rmdir(path);
+  }
+  return unlink(path);
+}
+
+int
+q7__rm_rf(const char *path)
+{
+  return rm_rf(path);
+}
+
+static int
+ensure_dir(const char *path)
+{
+  struct stat st;
+  if (mkdir(path, 0700) < 0 && errno != EEXIST)
+    return q7__errno_err(errno, "cannot create directory", path);
+  if (stat(path, &st) < 0)
+    return q7__errno_err(errno, "cannot open", path);
+  if (!S_ISDIR(st.st_mode))
+    return q7__err(Q7_EIO, "%s is not a directory", path);
+  return Q7_OK;
+}
+
+/* Remove what a crash left half-made: topic directories without a topic in
+ * the metadata, and the trash of deletes.  Runs inside a meta write txn, so
+ * no other process creates or deletes a topic meanwhile. */
+static void
+sweep_orphans(q7 *q, MDB_txn *txn)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/trash", q->dir);
+  rm_rf(path);
+  snprintf(path, sizeof path, "%s/topics", q->dir);
+  DIR *d = opendir(path);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+      continue;
+    MDB_val k = { strlen(e->d_name), e->d_name }, v;
+    if (mdb_get(txn, q->dbi_topics, &k, &v) == MDB_NOTFOUND) {
+      char sub[4400];
+      snprintf(sub, sizeof sub, "%s/topics/%s", q->dir, e->d_name);
+      rm_rf(sub);
+    }
+  }
+  closedir(d);
+}
+
+static int
+meta_open(q7 *q)
+{
+  char path[4096];
+  MDB_txn *txn = NULL;
+  int rc;
+
+  snprintf(path, sizeof path, "%s/meta", q->dir);
+  if ((rc = ensure_dir(path)))
+    return rc;
+  if ((rc = mdb_env_create(&q->meta)))
+    return q7__mdb_err(rc, "create metadata environment");
+  mdb_env_set_maxdbs(q->meta, 8);
+  mdb_env_set_maxreaders(q->meta, 1022);
+  mdb_env_set_mapsize(q->meta, META_MAP);
+  rc = mdb_env_open(q->meta, path, MDB_NOTLS | (q->sync ? 0 : MDB_NOSYNC), 0600);
+  if (rc == MDB_INVALID || rc == MDB_CORRUPTED || rc == MDB_VERSION_MISMATCH)
+    return q7__err(rc == MDB_VERSION_MISMATCH ? Q7_EVERSION : Q7_ECORRUPT,
+                   "%s/data.mdb is not a libq7 metadata file: %s", path, mdb_strerror(rc));
+  if (rc)
+    return q7__mdb_err(rc, path);
+  int dead;
+  mdb_reader_check(q->meta, &dead);
+
+  if ((rc = q7__meta_begin(q, 0, &txn)))
+    return rc;
+  if ((rc = mdb_dbi_open(txn, "info", MDB_CREATE, &q->dbi_info)) ||
+      (rc = mdb_dbi_open(txn, "topics", MDB_CREATE, &q->dbi_topics)) ||
+      (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &q->dbi_offsets))) {
+    rc = q7__mdb_err(rc, "open metadata tables");
+    goto fail;
+  }
+  MDB_val k = { 6, (void *)"format" }, v;
+  rc = mdb_get(txn, q->dbi_info, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    uint32_t f = Q7__FORMAT;
+    v.mv_size = sizeof f;
+    v.mv_data = &f;
+    if ((rc = mdb_put(txn, q->dbi_info, &k, &v, 0))) {
+      rc = q7__mdb_err(rc, "write store format");
+      goto fail;
+    }
+  } else if (rc) {
+    rc = q7__mdb_err(rc, "read store format");
+    goto fail;
+  } else {
+    uint32_t f;
+    if (v.mv_size != sizeof f) {
+      rc = q7__err(Q7_ECORRUPT, "%s: malformed format record", path);
+      goto fail;
+    }
+    memcpy(&f, v.mv_data, sizeof f);
+    if (f > Q7__FORMAT) {
+      rc = q7__err(Q7_EVERSION, "%s: store format %u is newer than this library's %u", q->dir, f,
+                   Q7__FORMAT);
+      goto fail;
+    }
+  }
+  sweep_orphans(q, txn);
+  if ((rc = mdb_txn_commit(txn))) {
+    txn = NULL;
+    rc = q7__mdb_err(rc, "open metadata");
+    goto fail;
+  }
+  return Q7_OK;
+fail:
+  if (txn)
+    mdb_txn_abort(txn);
+  return rc;
+}
+
+int
+q7_open(q7 **out, const char *dir, const q7_conf *conf)
+{
+  if (!out || !dir || !*dir)
+    return q7__err(Q7_EINVAL, "q7_open: %s", !out ? "out is NULL" : "directory is NULL or empty");
+  if (strlen(dir) > 3000)
+    return q7__err(Q7_EINVAL, "q7_open: directory path longer than 3000 bytes");
+  q7 *q = calloc(1, sizeof *q);
+  int rc;
+  if (!q)
+    return q7__err(Q7_ENOMEM, "q7_open: out of memory");
+  q->notify.fd = -1;
+  pthread_mutex_init(&q->lock, NULL);
+  if (!(q->dir = strdup(dir)) || q7_conf_dup(conf, &q->conf)) {
+    rc = q7__err(Q7_ENOMEM, "q7_open: out of memory");
+    goto fail;
+  }
+  q->sync = q7__conf_bool(q->conf, Q7K_SYNC);
+  q->max_bytes = q7__conf_int(q->conf, Q7K_STORAGE_MAX_BYTES);
+  q->lag_window = (int)q7__conf_int(q->conf, Q7K_LAG_WINDOW);
+  if (*q7__conf_str(q->conf, Q7K_REPLICA_DIRS)) {
+    rc = q7__err(Q7_EREPLICA, "q7_open: replica.dirs is not supported by this release");
+    goto fail;
+  }
+  if ((rc = ensure_dir(dir)))
+    goto fail;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/topics", dir);
+  if ((rc = ensure_dir(path)))
+    goto fail;
+  if ((rc = meta_open(q)))
+    goto fail;
+  if ((rc = q7__notify_open(&q->notify, dir)))
+    goto fail;
+  *out = q;
+  return Q7_OK;
+fail:
+  if (q->meta)
+    mdb_env_close(q->meta);
+  q7__notify_close(&q->notify);
+  q7_conf_destroy(q->conf);
+  free(q->dir);
+  pthread_mutex_destroy(&q->lock);
+  free(q);
+  return rc;
+}
+
+int
+q7_close(q7 *q)
+{
+  if (!q)
+    return Q7_OK;
+  pthread_mutex_lock(&q->lock);
+  int live = q->live_handles;
+  pthread_mutex_unlock(&q->lock);
+  if (live)
+    return q7__err(Q7_EBUSY, "q7_close: %d topic, producer or consumer handles are still open",
+                   live);
+  q7__group_free_all(q);
+  while (q->parts) {
+    q7__pe *pe = q->parts;
+    q->parts = pe->next;
+    q7__pe_destroy(pe);
+  }
+  mdb_env_close(q->meta);
+  q7__notify_close(&q->notify);
+  q7_conf_destroy(q->conf);
+  free(q->dir);
+  pthread_mutex_destroy(&q->lock);
+  free(q);
+  return Q7_OK;
+}
+
+const char *
+q7_store_path(const q7 *q)
+{
+  return q ? q->dir : NULL;
+}
