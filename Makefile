@@ -40,7 +40,7 @@ EXAMPLES = $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
 DEPS_BUILD = liblmdb-dev pkg-config
 DEPS_CHECK = $(DEPS_BUILD) libcriterion-dev mandoc python3
 
-all: $(B)/$(SONAME) $(B)/libq7.a $(B)/libq7.pc
+all: $(B)/$(SONAME) $(B)/libq7.a
 
 $(B)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
@@ -54,10 +54,6 @@ $(B)/$(SONAME): $(OBJS) lib/libq7.map
 $(B)/libq7.a: $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
-
-$(B)/libq7.pc: libpq7.pc.in include/q7.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	  libpq7.pc.in > $@
 
 $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libq7.a
 	@mkdir -p $(@D)
@@ -94,8 +90,9 @@ install: all
 	install -m 755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libq7.so
 	install -m 644 $(B)/libq7.a $(DESTDIR)$(LIBDIR)/libq7.a
-	install -m 644 $(B)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc
-	install -m 644 $(B)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libpq7.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  libpq7.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc
+	cp $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libpq7.pc
 	for f in man/man3/*.3; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man3/; done; true
 	for f in man/man7/*.7; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man7/; done; true
 
