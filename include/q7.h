@@ -262,6 +262,16 @@ typedef struct q7_record q7_record;
  * Thread safety: handle-owned. */
 Q7_API int q7_partition_read(q7_partition *p, int64_t offset, q7_record *out, size_t max);
 
+/* q7_offset_for_time - the first offset whose record has a timestamp >=
+ * @timestamp_ms (Kafka's offsetsForTimes), at or after the log start.
+ * Exact whatever order producers stamped records in; O(log n) batch seeks
+ * (a bisection on each batch key's running maximum timestamp) plus a scan
+ * inside the batch found — and past it only where timestamps went
+ * backwards.
+ * Returns Q7_OK, Q7_ENOENT (no record is that new), Q7_EINVAL (NULL),
+ * Q7_ECORRUPT, Q7_EIO.   Thread safety: handle-owned. */
+Q7_API int q7_offset_for_time(q7_partition *p, int64_t timestamp_ms, int64_t *offset);
+
 /* ===================================================================== */
 /*  Records                                                              */
 /* ===================================================================== */
@@ -500,6 +510,31 @@ Q7_API int q7_lag(q7 *q, const char *group, const char *topic, int32_t partition
  * commit on any partition).   Thread safety: store-shared. */
 Q7_API int q7_lag_max(q7 *q, const char *group, const char *topic, int64_t *lag,
                       int32_t *partition);
+
+/* ===================================================================== */
+/*  Retention                                                            */
+/* ===================================================================== */
+
+/* Topic keys retention.ms (-1 forever) and retention.bytes (per partition,
+ * -1 unlimited) bound what a partition keeps.  Removal advances the log
+ * start; offsets are never reused.  It is exact to the record: the log start
+ * moves past the longest prefix of records that must go and stops at the
+ * first that stays; a batch's space is freed (and reused by LMDB for new
+ * records) once all its records are below the log start.  The store sweeps
+ * by itself every retention.check.interval.ms (store key; 0 turns the
+ * background thread off). */
+
+/* q7_retention_sweep - one sweep over every partition of every topic now:
+ * records with a timestamp older than @now_ms - retention.ms go, then the
+ * oldest while the partition holds more than retention.bytes (the bytes of
+ * its stored batches from the log start to the end).
+ * @now_ms:  "now" in epoch ms; 0 means the store's clock.
+ * @removed: if not NULL, the number of records removed.
+ * A sweep deletes in write transactions of at most a few thousand records,
+ * so producers on the same partition wait at most for one of them.
+ * Returns Q7_OK, Q7_EINVAL (NULL store, negative now), Q7_EIO, Q7_ECORRUPT,
+ * Q7_EFULL.   Thread safety: store-shared. */
+Q7_API int q7_retention_sweep(q7 *q, int64_t now_ms, int64_t *removed);
 
 #ifdef __cplusplus
 }

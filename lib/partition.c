@@ -264,45 +264,80 @@ check_deleted(q7__pe *pe, MDB_txn *txn)
   return Q7_OK;
 }
 
-/* The next offset and log start as @txn sees them. */
-static int
-pe_ends(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *next)
+int
+q7__bkey_get(const MDB_val *k, q7__bkey *out)
+{
+  if (k->mv_size != Q7__KEY_LEN)
+    return Q7_ECORRUPT;
+  const unsigned char *p = k->mv_data;
+  out->base = (int64_t)q7__be64_get(p);
+  out->pos = (int64_t)q7__be64_get(p + 8);
+  out->tmax = (int64_t)q7__be64_get(p + 16);
+  return Q7_OK;
+}
+
+int
+q7__pe_set_log_start(q7__pe *pe, MDB_txn *txn, int64_t log_start)
+{
+  int rc = put_u64(txn, pe->meta, K_LOG_START, (uint64_t)log_start);
+  return rc ? q7__mdb_err(rc, "write log start") : Q7_OK;
+}
+
+/* The ends of the log as @txn sees them. */
+int
+q7__pe_ends(q7__pe *pe, MDB_txn *txn, q7__ends *e)
 {
   uint64_t ls = 0;
   MDB_cursor *cur;
   MDB_val k, v;
+  q7__bkey bk;
   int rc = get_u64(txn, pe->meta, K_LOG_START, &ls);
   if (rc && rc != MDB_NOTFOUND)
     return q7__mdb_err(rc, "read log start");
-  *log_start = (int64_t)ls;
+  memset(e, 0, sizeof *e);
+  e->log_start = (int64_t)ls;
   if ((rc = mdb_cursor_open(txn, pe->log, &cur)))
     return q7__mdb_err(rc, "open cursor");
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
   mdb_cursor_close(cur);
   if (rc == MDB_NOTFOUND) {
-    *next = (int64_t)ls;
+    e->next = e->log_start;
+    e->empty = true;
     return Q7_OK;
   }
   if (rc)
     return q7__mdb_err(rc, "read last batch");
-  if (k.mv_size != 8 || v.mv_size < Q7__BATCH_HDR)
+  if (q7__bkey_get(&k, &bk) || v.mv_size < Q7__BATCH_HDR)
     return q7__err(Q7_ECORRUPT, "topic %s partition %d: malformed last batch", pe->topic,
                    (int)pe->index);
   const unsigned char *h = v.mv_data;
   uint32_t count = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
                    (uint32_t)h[11] << 24;
-  int64_t end = (int64_t)q7__be64_get(k.mv_data) + count;
-  *next = end > (int64_t)ls ? end : (int64_t)ls;
+  int64_t end = bk.base + count;
+  e->next = end > e->log_start ? end : e->log_start;
+  e->end_pos = bk.pos + (int64_t)v.mv_size;
+  e->tmax = bk.tmax;
   return Q7_OK;
 }
 
+static int
+pe_ends(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *next)
+{
+  q7__ends e;
+  int rc = q7__pe_ends(pe, txn, &e);
+  if (!rc) {
+    *log_start = e.log_start;
+    *next = e.next;
+  }
+  return rc;
+}
+
 int
-q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base)
+q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *arg)
 {
   for (int attempt = 0; attempt < 64; attempt++) {
     MDB_txn *txn;
     MDB_envinfo info;
-    int64_t ls, next;
     pthread_rwlock_rdlock(&pe->maplock);
     mdb_env_info(pe->env, &info);
     int rc = mdb_txn_begin(pe->env, NULL, 0, &txn);
@@ -316,33 +351,62 @@ q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base)
       pthread_rwlock_unlock(&pe->maplock);
       return q7__mdb_err(rc, pe->path);
     }
-    if ((rc = check_deleted(pe, txn)) || (rc = pe_ends(pe, txn, &ls, &next))) {
+    if ((rc = check_deleted(pe, txn)) == Q7_OK && (rc = fn(pe, txn, arg)) == Q7_OK) {
+      if ((rc = mdb_txn_commit(txn)) && rc != MDB_MAP_FULL)
+        rc = q7__mdb_err(rc, pe->path);
+    } else {
       mdb_txn_abort(txn);
-      pthread_rwlock_unlock(&pe->maplock);
-      return rc;
     }
-    unsigned char kb[8];
-    q7__be64_put(kb, (uint64_t)next);
-    MDB_val k = { 8, kb }, v = { b->buf.len, b->buf.data };
-    rc = mdb_put(txn, pe->log, &k, &v, MDB_APPEND);
-    if (!rc)
-      rc = mdb_txn_commit(txn);
-    else
-      mdb_txn_abort(txn);
     pthread_rwlock_unlock(&pe->maplock);
     if (rc == MDB_MAP_FULL) {
       if ((rc = pe_grow(pe, info.me_mapsize)))
         return rc;
       continue;
     }
-    if (rc)
-      return q7__mdb_err(rc, pe->path);
-    *base = next;
-    q7__notify_bump(&pe->q->notify);
-    return Q7_OK;
+    if (rc == Q7_OK)
+      q7__notify_bump(&pe->q->notify);
+    return rc;
   }
-  return q7__err(Q7_EBUSY, "topic %s partition %d: append kept failing to grow the map",
+  return q7__err(Q7_EBUSY, "topic %s partition %d: write kept failing to grow the map",
                  pe->topic, (int)pe->index);
+}
+
+typedef struct append_arg {
+  const q7__batch *b;
+  int64_t base;
+} append_arg;
+
+static int
+append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
+{
+  append_arg *a = arg;
+  q7__ends e;
+  int rc = q7__pe_ends(pe, txn, &e);
+  if (rc)
+    return rc;
+  unsigned char kb[Q7__KEY_LEN];
+  int64_t tmax = e.empty || a->b->max_ts > e.tmax ? a->b->max_ts : e.tmax;
+  q7__be64_put(kb, (uint64_t)e.next);
+  q7__be64_put(kb + 8, (uint64_t)e.end_pos);
+  q7__be64_put(kb + 16, (uint64_t)tmax);
+  MDB_val k = { Q7__KEY_LEN, kb }, v = { a->b->buf.len, a->b->buf.data };
+  rc = mdb_put(txn, pe->log, &k, &v, MDB_APPEND);
+  if (rc == MDB_MAP_FULL)
+    return rc;
+  if (rc)
+    return q7__mdb_err(rc, pe->path);
+  a->base = e.next;
+  return Q7_OK;
+}
+
+int
+q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base)
+{
+  append_arg a = { b, -1 };
+  int rc = q7__pe_write(pe, append_fn, &a);
+  if (!rc)
+    *base = a.base;
+  return rc;
 }
 
 int
@@ -393,21 +457,18 @@ q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, 
   return Q7_OK;
 }
 
+static int
+mark_fn(q7__pe *pe, MDB_txn *txn, void *arg)
+{
+  MDB_val v = { 1, (void *)"1" };
+  int rc = mdb_put(txn, pe->meta, K_DELETED, &v, 0);
+  return rc == MDB_MAP_FULL ? rc : rc ? q7__mdb_err(rc, pe->path) : Q7_OK;
+}
+
 int
 q7__pe_mark_deleted(q7__pe *pe)
 {
-  MDB_txn *txn;
-  pthread_rwlock_rdlock(&pe->maplock);
-  int rc = mdb_txn_begin(pe->env, NULL, 0, &txn);
-  if (!rc) {
-    MDB_val v = { 1, (void *)"1" };
-    rc = mdb_put(txn, pe->meta, (MDB_val *)K_DELETED, &v, 0);
-    rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
-  }
-  pthread_rwlock_unlock(&pe->maplock);
-  if (!rc)
-    q7__notify_bump(&pe->q->notify);
-  return rc ? q7__mdb_err(rc, pe->path) : Q7_OK;
+  return q7__pe_write(pe, mark_fn, NULL);
 }
 
 int
@@ -456,11 +517,28 @@ q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw)
 }
 
 int
+q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val *k, MDB_val *v)
+{
+  unsigned char kb[8];
+  q7__be64_put(kb, (uint64_t)offset);
+  k->mv_size = 8;
+  k->mv_data = kb;
+  int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+  if (rc == 0 && q7__be64_get(k->mv_data) != (uint64_t)offset)
+    rc = mdb_cursor_get(cur, k, v, MDB_PREV);
+  else if (rc == MDB_NOTFOUND)
+    rc = mdb_cursor_get(cur, k, v, MDB_LAST);
+  if (rc == MDB_NOTFOUND)
+    return q7__err(Q7_ERANGE, "topic %s partition %d: offset %" PRId64 " is not in the log",
+                   pe->topic, (int)pe->index, offset);
+  return rc ? q7__mdb_err(rc, pe->path) : Q7_OK;
+}
+
+int
 q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max)
 {
   MDB_cursor *cur;
   MDB_val k, v;
-  unsigned char kb[8];
   size_t n = 0;
   int rc;
   char what[300];
@@ -469,22 +547,19 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
     return 0;
   if ((rc = mdb_cursor_open(txn, pe->log, &cur)))
     return q7__mdb_err(rc, "open cursor");
-  q7__be64_put(kb, (uint64_t)offset);
-  k.mv_size = 8;
-  k.mv_data = kb;
-  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  if (rc == 0 && q7__be64_get(k.mv_data) != (uint64_t)offset)
-    rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-  else if (rc == MDB_NOTFOUND)
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  if ((rc = q7__pe_seek(pe, cur, offset, &k, &v))) {
+    mdb_cursor_close(cur);
+    return rc;
+  }
   snprintf(what, sizeof what, "topic %s partition %d", pe->topic, (int)pe->index);
   while (rc == 0 && n < max) {
     q7__bview bv;
-    int64_t base = (int64_t)q7__be64_get(k.mv_data);
-    if (k.mv_size != 8) {
+    q7__bkey bk;
+    if (q7__bkey_get(&k, &bk)) {
       rc = q7__err(Q7_ECORRUPT, "%s: malformed batch key", what);
       goto done;
     }
+    int64_t base = bk.base;
     if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, true, what)))
       goto done;
     if (offset < base || offset >= base + bv.count) {

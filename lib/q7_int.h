@@ -91,8 +91,16 @@ Q7__HIDDEN uint32_t q7__crc32c(uint32_t crc, const void *buf, size_t len);
 /* ------------------------------------------------------------- record.c */
 
 /*
- * A batch, as stored as one LMDB value keyed by its base offset (8 bytes,
- * big-endian).  All integers little-endian.
+ * A batch, as stored as one LMDB value.  Its key (Q7__KEY_LEN bytes, all
+ * big-endian so that keys sort as offsets do and MDB_APPEND applies):
+ *   be64 base offset   first offset of the batch
+ *   be64 position      bytes of all batches before it in the partition's
+ *                      history (so a partition's size is last - first, O(1))
+ *   be64 max time      largest record timestamp up to and including this
+ *                      batch (non-decreasing: q7_offset_for_time bisects it)
+ * A lookup by offset searches with the 8-byte prefix alone.
+ *
+ * The value; all integers little-endian.
  *
  *   0  u32 crc32c      over bytes [4, end)
  *   4  u16 format      Q7__BATCH_FORMAT
@@ -114,6 +122,7 @@ Q7__HIDDEN uint32_t q7__crc32c(uint32_t crc, const void *buf, size_t len);
  * Headers: repeated { u16 name_len; name; u32 value_len (Q7__NULL_LEN: null); value }.
  */
 #define Q7__BATCH_FORMAT 1u
+#define Q7__KEY_LEN 24u
 #define Q7__BATCH_HDR 32u
 #define Q7__REC_HDR 24u
 #define Q7__NULL_LEN 0xffffffffu
@@ -168,6 +177,16 @@ Q7__HIDDEN int q7__batch_open(q7__bview *v, const void *data, size_t len, int64_
 Q7__HIDDEN int q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip,
                                 q7_record *out, size_t max, const char *topic,
                                 int32_t partition);
+
+/* Walk the records of a batch: each call gives the next record's timestamp
+ * and byte position inside the value.  1: a record, 0: the end,
+ * Q7_ECORRUPT: malformed.  Start with { v, Q7__BATCH_HDR, 0 }. */
+typedef struct q7__riter {
+  const q7__bview *v;
+  size_t pos;
+  uint32_t i;
+} q7__riter;
+Q7__HIDDEN int q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos);
 
 Q7__HIDDEN void q7__be64_put(unsigned char *p, uint64_t v);
 Q7__HIDDEN uint64_t q7__be64_get(const unsigned char *p);
@@ -230,6 +249,10 @@ Q7__HIDDEN void q7__pe_put(q7__pe *pe);
 Q7__HIDDEN void q7__pe_destroy(q7__pe *pe);
 /* Mark a partition deleted, for handles in other processes. */
 Q7__HIDDEN int q7__pe_mark_deleted(q7__pe *pe);
+/* Run @fn inside a write txn, committing if it returns Q7_OK; @fn returns
+ * MDB_MAP_FULL untranslated so that the map grows and @fn runs again. */
+Q7__HIDDEN int q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg),
+                            void *arg);
 /* Append a sealed batch; *base receives its first offset. */
 Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base);
 /* Group commit of one encoded record (send_sync). */
@@ -242,6 +265,20 @@ Q7__HIDDEN void q7__pe_read_end(q7__pe *pe, MDB_txn *txn);
 Q7__HIDDEN int q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw);
 /* Read records from @offset (in [log_start, hw)) inside @txn. */
 Q7__HIDDEN int q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max);
+/* A batch key, decoded. */
+typedef struct q7__bkey {
+  int64_t base, pos, tmax;
+} q7__bkey;
+Q7__HIDDEN int q7__bkey_get(const MDB_val *k, q7__bkey *out);
+/* The log's first offset kept, next offset, next byte position. */
+typedef struct q7__ends {
+  int64_t log_start, next, end_pos, tmax;
+  bool empty;
+} q7__ends;
+Q7__HIDDEN int q7__pe_ends(q7__pe *pe, MDB_txn *txn, q7__ends *e);
+Q7__HIDDEN int q7__pe_set_log_start(q7__pe *pe, MDB_txn *txn, int64_t log_start);
+/* Position @cur on the batch holding @offset (which must be in the log). */
+Q7__HIDDEN int q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val *k, MDB_val *v);
 /* Offsets without a caller-held txn. */
 Q7__HIDDEN int q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw);
 
@@ -262,6 +299,12 @@ struct q7 {
   q7__pe *parts;
   struct q7__group *groups;
   int live_handles;               /* topics, producers, consumers */
+  /* background retention */
+  pthread_t sweeper;
+  bool sweeper_on, sweeper_stop;
+  pthread_mutex_t sweep_mu;       /* one sweep at a time in this process */
+  pthread_cond_t sweep_cv;
+  int64_t sweep_interval;
 };
 
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
@@ -306,6 +349,11 @@ struct q7_topic {
 /* The partition's env, opening it on first use. */
 Q7__HIDDEN int q7__topic_pe(struct q7_topic *t, int32_t index, q7__pe **out);
 Q7__HIDDEN int q7__partition_check(const struct q7_topic *t, int32_t index);
+
+/* ---------------------------------------------------------- retention.c */
+
+Q7__HIDDEN int q7__retention_start(struct q7 *q);
+Q7__HIDDEN void q7__retention_stop(struct q7 *q);
 
 /* ------------------------------------------------------------ offsets.c */
 

@@ -356,3 +356,22 @@ q7_record_header(const q7_record *r, const char *name, const void **value, size_
     return q7__err(Q7_ENOENT, "record at offset %" PRId64 ": no header \"%s\"", r->offset, name);
   return rc;
 }
+
+int
+q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos)
+{
+  const q7__bview *v = it->v;
+  if (it->i >= v->count)
+    return 0;
+  if (v->len - it->pos < Q7__REC_HDR)
+    return Q7_ECORRUPT;
+  const unsigned char *p = v->data + it->pos;
+  uint32_t size = get32(p);
+  if (size < Q7__REC_HDR - 4 || size > v->len - it->pos - 4)
+    return Q7_ECORRUPT;
+  *ts = (int64_t)get64(p + 4);
+  *pos = it->pos;
+  it->pos += 4 + (size_t)size;
+  it->i++;
+  return 1;
+}

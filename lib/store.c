@@ -258,6 +258,14 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     return q7__err(Q7_ENOMEM, "q7_open: out of memory");
   q->notify.fd = -1;
   pthread_mutex_init(&q->lock, NULL);
+  pthread_mutex_init(&q->sweep_mu, NULL);
+  {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->sweep_cv, &a);
+    pthread_condattr_destroy(&a);
+  }
   if (!(q->dir = strdup(dir)) || q7_conf_dup(conf, &q->conf)) {
     rc = q7__err(Q7_ENOMEM, "q7_open: out of memory");
     goto fail;
@@ -279,6 +287,8 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     goto fail;
   if ((rc = q7__notify_open(&q->notify, dir)))
     goto fail;
+  if ((rc = q7__retention_start(q)))
+    goto fail;
   *out = q;
   return Q7_OK;
 fail:
@@ -288,6 +298,8 @@ fail:
   q7_conf_destroy(q->conf);
   free(q->dir);
   pthread_mutex_destroy(&q->lock);
+  pthread_mutex_destroy(&q->sweep_mu);
+  pthread_cond_destroy(&q->sweep_cv);
   free(q);
   return rc;
 }
@@ -303,6 +315,7 @@ q7_close(q7 *q)
   if (live)
     return q7__err(Q7_EBUSY, "q7_close: %d topic, producer or consumer handles are still open",
                    live);
+  q7__retention_stop(q);
   q7__group_free_all(q);
   while (q->parts) {
     q7__pe *pe = q->parts;
@@ -314,6 +327,8 @@ q7_close(q7 *q)
   q7_conf_destroy(q->conf);
   free(q->dir);
   pthread_mutex_destroy(&q->lock);
+  pthread_mutex_destroy(&q->sweep_mu);
+  pthread_cond_destroy(&q->sweep_cv);
   free(q);
   return Q7_OK;
 }
