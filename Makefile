@@ -69,7 +69,7 @@ deps-build:
 deps-check:
 	@sh tests/deps.sh $(DEPS_CHECK)
 
-build: all $(TESTS) $(EXAMPLES)
+build: all $(TESTS) $(EXAMPLES) $(BENCHES)
 
 demo: deps-build
 	$(MAKE) all $(B)/examples/quickstart
@@ -80,8 +80,18 @@ check: deps-check
 	$(MAKE) build
 	sh tests/run.sh $(B) $(TESTS)
 
+BENCH_SRCS = $(wildcard bench/*.c)
+BENCHES = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+BENCH_DIR ?= /tmp/q7-bench
+
+$(B)/bench/%: bench/%.c $(B)/$(SONAME)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O2 -o $@ $< -L$(B) -lq7 -llmdb -lpthread -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS)
+
+# Benchmarks: ratios against raw LMDB doing the same work, in one run.
 bench: deps-build
-	@echo "make bench: not yet written (issue 9)"; exit 1
+	$(MAKE) all $(BENCHES)
+	$(B)/bench/retention $(BENCH_DIR)-retention
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
