@@ -35,6 +35,9 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TESTS = $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRCS = $(wildcard examples/*.c)
 EXAMPLES = $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+BENCH_SRCS = $(wildcard bench/*.c)
+BENCHES = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+BENCH_DIR ?= /tmp/q7-bench
 
 # Debian packages: the library, the tests, and the man page linter.
 DEPS_BUILD = liblmdb-dev pkg-config
@@ -79,10 +82,6 @@ demo: deps-build
 check: deps-check
 	$(MAKE) build
 	sh tests/run.sh $(B) $(TESTS)
-
-BENCH_SRCS = $(wildcard bench/*.c)
-BENCHES = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
-BENCH_DIR ?= /tmp/q7-bench
 
 $(B)/bench/%: bench/%.c $(B)/$(SONAME)
 	@mkdir -p $(@D)
