@@ -46,7 +46,7 @@ main(int argc, char **argv)
 
   /* Durable by default; the demo trades fsync for speed, like acks=1 with
    * a page-cache flush: records survive a crash of this process. */
-  q7_conf_new(&sc);
+  sc = q7_conf_new();
   q7_conf_set(sc, "sync", "false");
   if ((rc = q7_open(&q, dir, sc)))
     return die("open", rc);
@@ -59,7 +59,7 @@ main(int argc, char **argv)
   printf("store %s (libq7 %s): topic events, %d partitions\n", dir, q7_version(),
          q7_topic_partition_count(t));
 
-  q7_conf_new(&pc);
+  pc = q7_conf_new();
   q7_conf_set(pc, "batch.size", "131072");
   q7_conf_set_delivery_cb(pc, delivered, &failed);
   q7_producer_new(q, pc, &p);
@@ -83,7 +83,7 @@ main(int argc, char **argv)
          (int)q7_partition_for_key("user-7", 6, 3));
 
   q7_conf *cc;
-  q7_conf_new(&cc);
+  cc = q7_conf_new();
   q7_conf_set(cc, "auto.offset.reset", "earliest");
   q7_conf_set(cc, "enable.auto.commit", "false");
   q7_conf_set(cc, "max.poll.records", "10000");

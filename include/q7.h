@@ -95,9 +95,10 @@ Q7_API const char *q7_last_error(void);
 /* ===================================================================== */
 
 /* A q7_conf is a bag of string keys and values with Kafka's names.  One type
- * serves stores, topics, producers and consumers; each handle reads the keys
- * that concern it and ignores the others, but every key set must be known to
- * libq7 and its value valid (checked at q7_conf_set).
+ * serves stores, producers and consumers; each of those reads the keys that
+ * concern it and ignores the others, but every key set must be known to
+ * libq7 and its value valid (checked at q7_conf_set).  Topic functions are
+ * stricter: a key that is not a topic key is Q7_EINVAL there.
  *
  * Store keys:     sync (true), storage.max.bytes (0 = unlimited),
  *                 retention.check.interval.ms (300000), lag.window (10),
@@ -105,10 +106,13 @@ Q7_API const char *q7_last_error(void);
  * Topic keys:     retention.ms (604800000, -1 forever), retention.bytes (-1),
  *                 replication.factor (1), min.insync.replicas (1),
  *                 message.max.bytes (1048588), cleanup.policy (delete),
- *                 compression.type (producer)
- * Producer keys:  acks (all), linger.ms (5), batch.size (16384 bytes),
- *                 partitioner (murmur2_random), retries (10),
- *                 compression.type (none)
+ *                 compression.type (producer; this release stores batches
+ *                 uncompressed and accepts producer or none)
+ * Producer keys:  acks (all; also -1, 1, 0 -- the same while a store has no
+ *                 mirrors), linger.ms (5), batch.size (16384 bytes),
+ *                 partitioner (murmur2_random: keyed records by murmur2,
+ *                 keyless ones sticky per batch; murmur2: keyless records
+ *                 hash as an empty key; random), retries (10)
  * Consumer keys:  auto.offset.reset (latest), enable.auto.commit (true),
  *                 auto.commit.interval.ms (5000), max.poll.records (500),
  *                 session.timeout.ms (45000),
@@ -116,10 +120,10 @@ Q7_API const char *q7_last_error(void);
  * See q7_conf_set(3) for each key's meaning and range. */
 typedef struct q7_conf q7_conf;
 
-/* q7_conf_new - a conf with every key at its default.
- * @out: on success a conf owned by the caller (q7_conf_destroy()).
- * Returns Q7_OK, Q7_EINVAL (@out NULL), Q7_ENOMEM.   Thread safety: any thread. */
-Q7_API int q7_conf_new(q7_conf **out);
+/* q7_conf_new - a conf with every key at its default, owned by the caller
+ * (q7_conf_destroy()).  Returns NULL only when out of memory (then
+ * q7_last_error() says so).   Thread safety: any thread. */
+Q7_API q7_conf *q7_conf_new(void);
 
 /* q7_conf_destroy - free a conf.  NULL is a no-op.   Thread safety: handle-owned. */
 Q7_API void q7_conf_destroy(q7_conf *conf);
@@ -138,7 +142,8 @@ Q7_API int q7_conf_set(q7_conf *conf, const char *name, const char *value);
  * @len: in, the size of @buf; out, the length needed including the NUL.
  *       @buf may be NULL with *len 0 to ask for the length.
  * Returns Q7_OK; Q7_EINVAL (unknown name, NULL arguments); Q7_ERANGE when
- * @buf is too small (*len says how much is needed, @buf untouched).
+ * @buf is too small (the value is out of the buffer's range: *len says how
+ * much is needed, @buf untouched).
  * Thread safety: handle-owned (concurrent gets on one conf are fine). */
 Q7_API int q7_conf_get(const q7_conf *conf, const char *name, char *buf, size_t *len);
 
@@ -162,8 +167,10 @@ typedef struct q7 q7;
  * @conf: store keys, may be NULL; copied.
  * @out:  on success a handle owned by the caller (q7_close()).
  * Returns Q7_OK, Q7_EINVAL (NULL, bad conf), Q7_EIO (cannot create or read
- * @dir, @dir is a file), Q7_ECORRUPT (files that are not a libq7 store),
- * Q7_EVERSION (a newer format), Q7_ENOMEM.
+ * @dir, @dir is a file), Q7_EFULL (no space to create it), Q7_ECORRUPT
+ * (files that are not a libq7 store, truncated files, metadata missing
+ * beside existing topics), Q7_EVERSION (a newer format), Q7_EREPLICA
+ * (replica.dirs set: mirrors are not in this release), Q7_ENOMEM.
  * Thread safety: any thread. */
 Q7_API int q7_open(q7 **out, const char *dir, const q7_conf *conf);
 
@@ -186,8 +193,9 @@ typedef struct q7_partition q7_partition;
 /* q7_topic_create - create topic @name with @partitions partitions (1..10000).
  * @name: Kafka's rule, [A-Za-z0-9._-]{1,249} and not "." or "..".
  * @topic_conf: topic keys, may be NULL.
- * Returns Q7_OK, Q7_EINVAL (bad name, count or conf), Q7_EEXIST, Q7_EIO,
- * Q7_EFULL, Q7_ENOMEM.   Thread safety: store-shared. */
+ * Returns Q7_OK, Q7_EINVAL (bad name, count or conf, a key that is not a
+ * topic key), Q7_EREPLICA (replication.factor above the store's replica
+ * count), Q7_EEXIST, Q7_EIO, Q7_EFULL, Q7_ENOMEM.   Thread safety: store-shared. */
 Q7_API int q7_topic_create(q7 *q, const char *name, int32_t partitions,
                            const q7_conf *topic_conf);
 
@@ -218,15 +226,18 @@ Q7_API int q7_topic_open(q7 *q, const char *name, q7_topic **out);
  * become invalid.  NULL is a no-op.   Thread safety: handle-owned. */
 Q7_API void q7_topic_close(q7_topic *t);
 
-/* q7_topic_name - the topic's name, owned by the handle.  NULL for NULL. */
+/* q7_topic_name - the topic's name, owned by the handle.  NULL for NULL.
+ * Thread safety: handle-owned. */
 Q7_API const char *q7_topic_name(const q7_topic *t);
 
-/* q7_topic_partition_count - the number of partitions, or Q7_EINVAL for NULL. */
+/* q7_topic_partition_count - the number of partitions, or Q7_EINVAL for NULL.
+ * Thread safety: handle-owned. */
 Q7_API int32_t q7_topic_partition_count(const q7_topic *t);
 
 /* q7_topic_set - alter one topic config key of topic @name; takes effect for
- * handles opened afterwards.  Returns Q7_OK, Q7_EINVAL (bad name, key or
- * value; the message names it), Q7_ENOENT, Q7_EIO.
+ * handles opened afterwards (and every later retention sweep).  Returns
+ * Q7_OK, Q7_EINVAL (bad name, key or value; the message names it),
+ * Q7_EREPLICA (replication.factor above the replica count), Q7_ENOENT, Q7_EIO.
  * Thread safety: store-shared. */
 Q7_API int q7_topic_set(q7 *q, const char *name, const char *key, const char *value);
 
@@ -359,19 +370,21 @@ Q7_API void q7_conf_set_delivery_cb(q7_conf *conf,
 Q7_API int q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out);
 
 /* q7_producer_close - flush (waiting as long as it takes), serve the last
- * delivery reports, free the producer.  Returns Q7_OK or the first error of
- * the final flush (the producer is freed either way).  NULL is a no-op.
+ * delivery reports, free the producer.  Records that failed are reported
+ * through the callback; close itself returns Q7_OK.  NULL is a no-op.
  * Thread safety: handle-owned. */
 Q7_API int q7_producer_close(q7_producer *p);
 
 /* q7_producer_send - copy one record into the partition's current batch and
  * return.  The batch is committed when it reaches batch.size bytes, after
  * linger.ms (by the producer's own thread), or on flush; the delivery
- * callback then reports the record.  The topic handle in @m must stay open
- * until the record is reported.
+ * callback then reports the record, with Q7_EFULL, Q7_EIO or Q7_EBUSY when
+ * its batch could not be committed (Q7_EBUSY: the map had to grow while
+ * records read in this process were still held, for longer than the
+ * retries allowed).  The topic handle may be closed once send returns.
  * Returns Q7_OK, Q7_EINVAL (NULL, bad partition or header), Q7_ENOENT
- * (partition >= count), Q7_ETOOBIG (over message.max.bytes), Q7_ESTATE
- * (closing), Q7_ENOMEM.   Thread safety: handle-owned. */
+ * (partition >= count, topic deleted), Q7_ETOOBIG (over message.max.bytes),
+ * Q7_ENOMEM.   Thread safety: handle-owned. */
 Q7_API int q7_producer_send(q7_producer *p, const q7_msg *m);
 
 /* q7_producer_send_sync - commit one record now (and with sync=true fsync
@@ -379,12 +392,13 @@ Q7_API int q7_producer_send(q7_producer *p, const q7_msg *m);
  * and one fsync.  The delivery callback is not called for it.
  * @partition, @offset: out, may be NULL.
  * Returns Q7_OK or the errors of q7_producer_send plus Q7_EFULL, Q7_EIO,
- * Q7_ECORRUPT.   Thread safety: handle-owned. */
+ * Q7_ECORRUPT, Q7_EBUSY (see q7_producer_send).   Thread safety: handle-owned. */
 Q7_API int q7_producer_send_sync(q7_producer *p, const q7_msg *m,
                                  int32_t *partition, int64_t *offset);
 
 /* q7_producer_poll - serve pending delivery reports, waiting up to
- * @timeout_ms (0: do not wait, -1: forever) for at least one.
+ * @timeout_ms (0: do not wait, -1: forever) for at least one while records
+ * are in flight; with nothing in flight it returns 0 at once.
  * Returns the number of reports served, Q7_EINVAL.   Thread safety: handle-owned. */
 Q7_API int q7_producer_poll(q7_producer *p, int timeout_ms);
 
@@ -423,9 +437,13 @@ Q7_API int q7_consumer_new(q7 *q, const char *group, const q7_conf *conf,
 Q7_API int q7_consumer_close(q7_consumer *c);
 
 /* q7_consumer_subscribe - join the group's members on @topic: the group
- * shares the topic's partitions among its members (range or roundrobin, by
- * partition.assignment.strategy) and rebalances when a member joins or
- * leaves.  Positions start at the committed offset, else auto.offset.reset.
+ * shares the topic's partitions among the members in this process (range or
+ * roundrobin, by partition.assignment.strategy) and rebalances when a member
+ * joins or leaves.  A partition changes hands only after its previous owner
+ * let go of it (committing its position when enable.auto.commit is on), so
+ * no two members read it at once.  Positions start at the committed offset,
+ * else auto.offset.reset.  Membership across processes is not in this
+ * release.
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no topic), Q7_ESTATE (no group, or
  * manual assignments exist), Q7_EEXIST (already subscribed), Q7_ENOMEM.
  * Thread safety: handle-owned. */
@@ -441,7 +459,7 @@ Q7_API int q7_consumer_assign(q7_consumer *c, const char *topic, int32_t partiti
                               int64_t offset);
 
 /* q7_consumer_unassign - stop reading @partition of @topic.
- * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (not assigned).
+ * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (not assigned), Q7_ESTATE (subscribed).
  * Thread safety: handle-owned.   Since: 0.1 (extension). */
 Q7_API int q7_consumer_unassign(q7_consumer *c, const char *topic, int32_t partition);
 
@@ -477,13 +495,16 @@ Q7_API int q7_consumer_commit(q7_consumer *c);
 /* q7_consumer_commit_offset - commit @next (the next offset to read, as in
  * Kafka) for one partition.  Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such
  * topic or partition), Q7_ERANGE (@next above the high watermark), Q7_ESTATE
- * (no group), Q7_EIO.   Thread safety: handle-owned. */
+ * (no group), Q7_EIO, Q7_EFULL.   Thread safety: handle-owned. */
 Q7_API int q7_consumer_commit_offset(q7_consumer *c, const char *topic,
                                      int32_t partition, int64_t next);
 
 /* q7_consumer_assignment - the partitions @c reads now, into @topics and
  * @partitions (arrays of @max), returning how many there are (may exceed
- * @max).  Topic names are owned by @c.   Thread safety: handle-owned.
+ * @max).  Topic names are owned by @c and valid until its next call.  A
+ * subscribed consumer first catches up with its group.  Returns the count,
+ * Q7_EINVAL (NULL @c, NULL arrays with @max > 0), or an error of that
+ * catching up (Q7_EIO, Q7_ENOENT).   Thread safety: handle-owned.
  * Since: 0.1 (extension). */
 Q7_API int q7_consumer_assignment(q7_consumer *c, const char **topics,
                                   int32_t *partitions, size_t max);
@@ -535,6 +556,113 @@ Q7_API int q7_lag_max(q7 *q, const char *group, const char *topic, int64_t *lag,
  * Returns Q7_OK, Q7_EINVAL (NULL store, negative now), Q7_EIO, Q7_ECORRUPT,
  * Q7_EFULL.   Thread safety: store-shared. */
 Q7_API int q7_retention_sweep(q7 *q, int64_t now_ms, int64_t *removed);
+
+/* ===================================================================== */
+/*  Consumer status (LinkedIn Burrow's model)                            */
+/* ===================================================================== */
+
+/* Every commit is recorded with its time and the partition's high watermark
+ * at that moment; the last lag.window commits (store key, default 10) of
+ * each (group, topic, partition) are kept in the store, so any process
+ * evaluates the same history.  A commit stamped earlier than the previous
+ * one overwrites the previous slot and keeps its time (Burrow's min-distance
+ * merge with its default 0). */
+
+#define Q7_STATUS_NOTFOUND 0
+#define Q7_STATUS_OK       1
+#define Q7_STATUS_WARN     2
+#define Q7_STATUS_ERR      3
+#define Q7_STATUS_STOP     4
+#define Q7_STATUS_STALL    5
+#define Q7_STATUS_REWIND   6
+
+/* One commit of the window; layout frozen for major version 0. */
+typedef struct q7_commit {
+  int64_t offset;           /* the committed next offset; -1: no commit */
+  int64_t timestamp_ms;     /* when it was committed */
+  int64_t lag;              /* high watermark then minus offset, >= 0; -1: unknown */
+} q7_commit;
+
+/* A partition's status; layout frozen for major version 0. */
+typedef struct q7_partition_report {
+  const char *topic;
+  int32_t partition;
+  int status;               /* Q7_STATUS_OK, _WARN, _STOP, _STALL, _REWIND */
+  q7_commit start, end;     /* oldest and newest commit of the window; offset -1 if none */
+  int64_t current_lag;      /* high watermark now - newest commit, >= 0 */
+  double complete;          /* window fill, 0..1 */
+} q7_partition_report;
+
+/* A group's status (what Burrow's /lag returns); layout frozen for major
+ * version 0.  Everything it points to is owned by the report. */
+typedef struct q7_group_report {
+  const char *group;
+  int status;               /* Q7_STATUS_NOTFOUND, _OK, _WARN, _ERR */
+  double complete;          /* share of partitions with a full window */
+  int64_t total_lag;
+  size_t partition_count;
+  const q7_partition_report *partitions;  /* every partition of every topic the
+                                             group committed on, by (topic, partition) */
+  const q7_partition_report *maxlag;      /* first with the strictly greatest
+                                             current_lag; NULL if none */
+} q7_group_report;
+
+/* q7_evaluate_partition - Burrow's partition rules, in Burrow's order, on a
+ * window of commits collected anywhere (pure; no store).
+ * @window:     @n commits, oldest first (empty leading slots omitted).
+ * @intervals:  the full window size, for @complete.
+ * @hw_samples: @n_hw high-watermark samples (Burrow's broker offsets) for
+ *              the STOP rule's "recent lag zero"; may be NULL with 0.
+ * @current_lag: high watermark now minus the newest commit.
+ * @now_ms:     used as given (Burrow truncates to whole seconds).
+ * @allowed_lag: Burrow's allowed-lag (0 by default there).
+ * @status, @complete: out.  @n 0 gives OK with complete 0.
+ * Returns Q7_OK, Q7_EINVAL (NULL out-pointers, NULL window with @n > 0,
+ * @intervals 0, negative @current_lag).   Thread safety: any thread. */
+Q7_API int q7_evaluate_partition(const q7_commit *window, size_t n, size_t intervals,
+                                 const int64_t *hw_samples, size_t n_hw,
+                                 int64_t current_lag, int64_t now_ms, int64_t allowed_lag,
+                                 int *status, double *complete);
+
+/* q7_group_status - evaluate every partition of every topic @group committed
+ * on, and roll the statuses up as Burrow does (the worst; STOP, STALL and
+ * REWIND shown as ERR).  An unknown group, or one whose newest commit is
+ * older than lag.expire.ms, is Q7_OK with status Q7_STATUS_NOTFOUND,
+ * complete 1.0 and no partitions.  The committed offset and the high
+ * watermark are read so that a lag is never negative.
+ * @now_ms: 0 for the store's clock truncated to whole seconds (as Burrow).
+ * @out:    on success a report owned by the caller (q7_group_report_free()).
+ * Returns Q7_OK, Q7_EINVAL, Q7_ENOMEM, Q7_EIO, Q7_ECORRUPT.
+ * Thread safety: store-shared. */
+Q7_API int q7_group_status(q7 *q, const char *group, int64_t now_ms, q7_group_report **out);
+
+/* q7_group_report_free - free a report.  NULL is a no-op.
+ * Thread safety: handle-owned (the report). */
+Q7_API void q7_group_report_free(q7_group_report *r);
+
+/* q7_status_name - "NOTFOUND", "OK", "WARN", "ERR", "STOP", "STALL",
+ * "REWIND"; "UNKNOWN" for other values.  Static, never NULL.
+ * Thread safety: any thread. */
+Q7_API const char *q7_status_name(int status);
+
+/* q7_commit_history - the window of commits of @group on one partition,
+ * oldest first, into @out (up to @max; the count is returned and may exceed
+ * @max).  @intervals, if not NULL, receives lag.window.
+ * Returns the count, Q7_EINVAL, Q7_ENOENT (no topic or partition).
+ * Thread safety: store-shared.   Since: 0.1 (extension). */
+Q7_API int q7_commit_history(q7 *q, const char *group, const char *topic, int32_t partition,
+                             q7_commit *out, size_t max, size_t *intervals);
+
+/* q7_group_foreach - call @fn for every group with committed offsets, in
+ * name order; a non-zero return stops the walk and is returned.  @group is
+ * valid during the call only.  Returns Q7_OK, @fn's value, Q7_EINVAL, Q7_EIO.
+ * Thread safety: store-shared.   Since: 0.1 (extension). */
+Q7_API int q7_group_foreach(q7 *q, int (*fn)(const char *group, void *arg), void *arg);
+
+/* q7_group_delete - forget @group: its committed offsets and history.
+ * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such group), Q7_EIO.
+ * Thread safety: store-shared.   Since: 0.1 (extension). */
+Q7_API int q7_group_delete(q7 *q, const char *group);
 
 #ifdef __cplusplus
 }

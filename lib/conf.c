@@ -1,6 +1,7 @@
 /* conf.c - configuration: string keys with Kafka's names, checked on set. */
 #include "q7_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -19,8 +20,9 @@ typedef struct keydef {
 } keydef;
 
 static const char *const acks_c[] = { "all", "-1", "1", "0", NULL };
-static const char *const part_c[] = { "murmur2_random", "murmur2", "random", "consistent_random",
-                                      NULL };
+/* Kafka's and librdkafka's names: murmur2_random (keyless records sticky),
+ * murmur2 (keyless records hash as an empty key), random (keys ignored). */
+static const char *const part_c[] = { "murmur2_random", "murmur2", "random", NULL };
 /* lz4 and zstd batches are not in this release; refused by name. */
 static const char *const tcomp_c[] = { "producer", "none", NULL };
 static const char *const reset_c[] = { "latest", "earliest", "none", NULL };
@@ -104,7 +106,7 @@ static int
 parse_i64(const char *s, int64_t *out)
 {
   char *end;
-  if (!*s || *s == ' ' || *s == '+')
+  if (!*s || isspace((unsigned char)*s) || *s == '+')
     return -1;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -168,16 +170,13 @@ q7__conf_check(enum q7__key k, const char *value)
   return Q7_OK;
 }
 
-int
-q7_conf_new(q7_conf **out)
+q7_conf *
+q7_conf_new(void)
 {
-  if (!out)
-    return q7__err(Q7_EINVAL, "q7_conf_new: out is NULL");
   q7_conf *c = calloc(1, sizeof *c);
   if (!c)
-    return q7__err(Q7_ENOMEM, "q7_conf_new: out of memory");
-  *out = c;
-  return Q7_OK;
+    q7__err(Q7_ENOMEM, "q7_conf_new: out of memory");
+  return c;
 }
 
 void
@@ -196,7 +195,7 @@ q7_conf_dup(const q7_conf *c, q7_conf **out)
   q7_conf *n;
   if (!out)
     return q7__err(Q7_EINVAL, "q7_conf_dup: out is NULL");
-  if (q7_conf_new(&n))
+  if (!(n = q7_conf_new()))
     return Q7_ENOMEM;
   if (c) {
     for (int k = 0; k < Q7K__COUNT; k++) {

@@ -6,18 +6,22 @@
 
 #define POLY 0x82f63b78u
 
-/* Table row k: crc of byte b followed by k zero bytes. */
-#define T0(c) (((c) >> 1) ^ (POLY & (0u - ((c) & 1u))))
-#define T1(c) T0(T0(c))
-#define T2(c) T1(T1(c))
-#define T8(c) T0(T1(T2(c)))
+/* The CRC of one byte: eight bit steps of the reflected polynomial. */
+static uint32_t
+step8(uint32_t c)
+{
+  for (int i = 0; i < 8; i++)
+    c = (c >> 1) ^ (POLY & (0u - (c & 1u)));
+  return c;
+}
 
+/* Table row k: the CRC of byte b followed by k zero bytes. */
 static uint32_t
 tab(int k, uint32_t b)
 {
-  uint32_t c = T8(b);
+  uint32_t c = step8(b);
   for (int i = 0; i < k; i++)
-    c = (c >> 8) ^ T8(c & 0xff);
+    c = (c >> 8) ^ step8(c & 0xff);
   return c;
 }
 

@@ -76,14 +76,21 @@ commit_one(q7 *q, MDB_txn *txn, const char *group, const q7__commit_req *r, int6
     memcpy(hist, (char *)v.mv_data + 12 + (n - keep) * sizeof *hist, keep * sizeof *hist);
     n = (uint32_t)keep;
   }
-  if (n == win) {
-    memmove(hist, hist + 1, (win - 1) * sizeof *hist);
-    n--;
+  if (n > 0 && now < hist[n - 1].ts) {
+    /* Burrow's min-distance merge (distance 0): a commit stamped before
+     * the previous one takes its slot and keeps its time. */
+    hist[n - 1].offset = r->next;
+    hist[n - 1].hw = hw;
+  } else {
+    if (n == win) {
+      memmove(hist, hist + 1, (win - 1) * sizeof *hist);
+      n--;
+    }
+    hist[n].offset = r->next;
+    hist[n].ts = now;
+    hist[n].hw = hw;
+    n++;
   }
-  hist[n].offset = r->next;
-  hist[n].ts = now;
-  hist[n].hw = hw;
-  n++;
   v.mv_size = 12 + n * sizeof *hist;
   rc = mdb_put(txn, q->dbi_offsets, &k, &v, MDB_RESERVE);
   if (!rc) {
@@ -281,4 +288,142 @@ q7_lag_max(q7 *q, const char *group, const char *topic, int64_t *lag, int32_t *p
   }
   free(l);
   return rc;
+}
+
+int
+q7__offsets_parse(const MDB_val *k, const MDB_val *v, q7__okey *key, int64_t *next,
+                  const unsigned char **hist, uint32_t *n)
+{
+  const char *kd = k->mv_data;
+  const char *g_end = memchr(kd, 0, k->mv_size);
+  if (!g_end)
+    return Q7_ECORRUPT;
+  size_t rest = k->mv_size - (size_t)(g_end + 1 - kd);
+  const char *t_end = memchr(g_end + 1, 0, rest);
+  if (!t_end || (size_t)(kd + k->mv_size - (t_end + 1)) != 4 || v->mv_size < 12)
+    return Q7_ECORRUPT;
+  const unsigned char *pp = (const unsigned char *)t_end + 1;
+  key->group = kd;
+  key->topic = g_end + 1;
+  key->partition = (int32_t)((uint32_t)pp[0] << 24 | (uint32_t)pp[1] << 16 |
+                             (uint32_t)pp[2] << 8 | pp[3]);
+  memcpy(next, v->mv_data, 8);
+  memcpy(n, (char *)v->mv_data + 8, 4);
+  if (v->mv_size < 12 + (size_t)*n * sizeof(q7__commit))
+    return Q7_ECORRUPT;
+  *hist = (const unsigned char *)v->mv_data + 12;
+  return Q7_OK;
+}
+
+int
+q7__offsets_history(q7 *q, MDB_txn *txn, const char *group, const char *topic,
+                    int32_t partition, q7__commit *out, size_t max, int64_t *next)
+{
+  unsigned char kb[KEY_MAX];
+  MDB_val k = { okey(kb, group, topic, partition), kb }, v;
+  q7__okey key;
+  const unsigned char *hist;
+  uint32_t n;
+  int rc = mdb_get(txn, q->dbi_offsets, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return 0;
+  if (rc)
+    return q7__mdb_err(rc, "read commit history");
+  if (q7__offsets_parse(&k, &v, &key, next, &hist, &n))
+    return q7__err(Q7_ECORRUPT, "group \"%s\": malformed commit history", group);
+  for (uint32_t i = 0; i < n && i < max; i++)
+    memcpy(&out[i], hist + i * sizeof *out, sizeof *out);
+  return (int)n;
+}
+
+int
+q7_group_foreach(q7 *q, int (*fn)(const char *group, void *arg), void *arg)
+{
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc;
+  if (!q || !fn)
+    return q7__err(Q7_EINVAL, "q7_group_foreach: %s is NULL", !q ? "store" : "fn");
+  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
+    return rc;
+  if ((rc = mdb_cursor_open(txn, q->dbi_offsets, &cur))) {
+    mdb_txn_abort(txn);
+    return q7__mdb_err(rc, "list groups");
+  }
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  int ret = Q7_OK;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    const char *g = k.mv_data;
+    if (!memchr(g, 0, k.mv_size))
+      continue;
+    if (n && !strcmp(names[n - 1], g))
+      continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 16;
+      char **nn = realloc(names, cap * sizeof *nn);
+      if (!nn) {
+        ret = q7__err(Q7_ENOMEM, "out of memory");
+        break;
+      }
+      names = nn;
+    }
+    if (!(names[n] = strdup(g))) {
+      ret = q7__err(Q7_ENOMEM, "out of memory");
+      break;
+    }
+    n++;
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  for (size_t i = 0; i < n && ret == Q7_OK; i++)
+    ret = fn(names[i], arg);
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+  return ret;
+}
+
+int
+q7_group_delete(q7 *q, const char *group)
+{
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc, found = 0;
+  if (!q)
+    return q7__err(Q7_EINVAL, "q7_group_delete: store is NULL");
+  if ((rc = q7__group_check(group)))
+    return rc;
+  if ((rc = q7__meta_begin(q, 0, &txn)))
+    return rc;
+  if ((rc = mdb_cursor_open(txn, q->dbi_offsets, &cur))) {
+    mdb_txn_abort(txn);
+    return q7__mdb_err(rc, "open offsets");
+  }
+  size_t gl = strlen(group) + 1;
+  k.mv_size = gl;
+  k.mv_data = (void *)group;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size < gl || memcmp(k.mv_data, group, gl) != 0)
+      break;
+    if ((rc = mdb_cursor_del(cur, 0)))
+      break;
+    found++;
+  }
+  mdb_cursor_close(cur);
+  if (rc && rc != MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return q7__mdb_err(rc, "delete group");
+  }
+  if (!found) {
+    mdb_txn_abort(txn);
+    return q7__err(Q7_ENOENT, "no group \"%s\"", group);
+  }
+  if ((rc = mdb_txn_commit(txn)))
+    return q7__mdb_err(rc, "delete group");
+  return Q7_OK;
 }

@@ -106,6 +106,8 @@ pe_open_env(q7__pe *pe, bool create)
     return q7__mdb_err(rc, pe->path);
   int dead;
   mdb_reader_check(pe->env, &dead);
+  if ((rc = q7__env_check_size(pe->env, pe->path)))
+    return rc;
 
   if ((rc = mdb_txn_begin(pe->env, NULL, create ? 0 : MDB_RDONLY, &txn)))
     return q7__mdb_err(rc, pe->path);
@@ -148,22 +150,51 @@ pe_open_env(q7__pe *pe, bool create)
   return Q7_OK;
 }
 
+/* Unlink and return the least recently used idle environment, or NULL.
+ * Called with q->lock held. */
+static q7__pe *
+evict_one(q7 *q)
+{
+  q7__pe **victim = NULL;
+  for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next)
+    if ((*pp)->refs == 0 && (!victim || (*pp)->last_used < (*victim)->last_used))
+      victim = pp;
+  if (!victim)
+    return NULL;
+  q7__pe *pe = *victim;
+  *victim = pe->next;
+  q->idle--;
+  return pe;
+}
+
 int
 q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool create,
            q7__pe **out)
 {
-  q7__pe *pe;
+  q7__pe *pe, *stale = NULL;
   int rc;
 
   pthread_mutex_lock(&q->lock);
-  for (pe = q->parts; pe; pe = pe->next) {
-    if (pe->index == index && pe->topic_id == topic_id && !strcmp(pe->topic, topic)) {
-      pe->refs++;
+  for (q7__pe **pp = &q->parts; (pe = *pp); pp = &pe->next) {
+    if (pe->index != index || strcmp(pe->topic, topic))
+      continue;
+    if (pe->topic_id == topic_id) {
+      if (pe->refs++ == 0)
+        q->idle--;
       pthread_mutex_unlock(&q->lock);
       *out = pe;
       return Q7_OK;
     }
+    if (pe->refs == 0 && !stale) {
+      /* An idle environment of a deleted incarnation of the topic. */
+      *pp = pe->next;
+      q->idle--;
+      stale = pe;
+      break;
+    }
   }
+  if (stale)
+    pe_free(stale);
   /* Opened under the store lock: one environment per path per process. */
   if (!(pe = calloc(1, sizeof *pe))) {
     pthread_mutex_unlock(&q->lock);
@@ -202,19 +233,39 @@ q7__pe_put(q7__pe *pe)
   if (!pe)
     return;
   q7 *q = pe->q;
+  q7__pe *victim = NULL;
   pthread_mutex_lock(&q->lock);
-  if (--pe->refs > 0) {
-    pthread_mutex_unlock(&q->lock);
-    return;
-  }
-  for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next) {
-    if (*pp == pe) {
-      *pp = pe->next;
-      break;
-    }
+  if (--pe->refs == 0) {
+    /* Keep it open: reopening an environment costs ~70 us, and status
+     * reports, lag and commits visit many partitions. */
+    pe->last_used = ++q->use_clock;
+    if (++q->idle > q->idle_max)
+      victim = evict_one(q);
   }
   pthread_mutex_unlock(&q->lock);
-  pe_free(pe);
+  if (victim)
+    pe_free(victim);
+}
+
+void
+q7__pe_drop_idle(q7 *q, const char *topic)
+{
+  for (;;) {
+    q7__pe *victim = NULL;
+    pthread_mutex_lock(&q->lock);
+    for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next) {
+      if ((*pp)->refs == 0 && !strcmp((*pp)->topic, topic)) {
+        victim = *pp;
+        *pp = victim->next;
+        q->idle--;
+        break;
+      }
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (!victim)
+      return;
+    pe_free(victim);
+  }
 }
 
 /* Grow the map after MDB_MAP_FULL (@seen: the size that was full), or adopt

@@ -16,9 +16,10 @@
 
 typedef struct slot {
   struct slot *next;
-  q7_topic *t;
+  char *topic;                    /* own copy: reports outlive nothing */
+  uint64_t topic_id;
   int32_t partition;
-  q7__pe *pe;
+  q7__pe *pe;                     /* own reference */
   q7__batch b;                    /* records waiting */
   void **opaque;                  /* one per record of b */
   size_t cap_opaque;
@@ -39,6 +40,8 @@ struct q7_producer {
   void (*cb)(const q7_delivery *d, void *arg);
   void *cb_arg;
   int64_t linger, batch_size, retries;
+  int partitioner;                /* 0 murmur2_random, 1 murmur2, 2 random */
+  uint64_t rng;
   pthread_mutex_t mu;
   pthread_cond_t cv_work, cv_done;
   slot *slots;
@@ -134,7 +137,7 @@ commit_slot(q7_producer *p, slot *s)
   }
   pthread_mutex_lock(&p->mu);
   for (uint32_t i = 0; i < b.count; i++)
-    push_report(p, s->t->name, s->partition, rc ? -1 : base + i, rc, opaque[i]);
+    push_report(p, s->topic, s->partition, rc ? -1 : base + i, rc, opaque[i]);
   p->inflight -= b.count;
   s->busy = false;
   q7__batch_free(&b);
@@ -220,6 +223,8 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   p->linger = q7__conf_int(conf, Q7K_LINGER_MS);
   p->batch_size = q7__conf_int(conf, Q7K_BATCH_SIZE);
   p->retries = q7__conf_int(conf, Q7K_RETRIES);
+  p->partitioner = q7__conf_choice(conf, Q7K_PARTITIONER);
+  p->rng = (uint64_t)q7__mono_ms() * 0x9e3779b97f4a7c15ull | 1;
   pthread_mutex_init(&p->mu, NULL);
   cond_init_mono(&p->cv_work);
   cond_init_mono(&p->cv_done);
@@ -235,13 +240,25 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   return Q7_OK;
 }
 
+/* Slots are found by the topic's identity, not its handle: a handle may
+ * be closed and its address reused while the slot lives on. */
 static slot *
-find_slot(q7_producer *p, q7_topic *t, int32_t part)
+find_slot(q7_producer *p, const q7_topic *t, int32_t part)
 {
   for (slot *s = p->slots; s; s = s->next)
-    if (s->t == t && s->partition == part)
+    if (s->topic_id == t->id && s->partition == part && !strcmp(s->topic, t->name))
       return s;
   return NULL;
+}
+
+static void
+slot_free(slot *s)
+{
+  q7__batch_free(&s->b);
+  q7__pe_put(s->pe);
+  free(s->opaque);
+  free(s->topic);
+  free(s);
 }
 
 /* Validate @m and pick its partition and timestamp. */
@@ -261,7 +278,12 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
     return q7__err(Q7_ETOOBIG, "send: record of %zu bytes exceeds message.max.bytes %" PRId64
                    " of topic %s", payload, t->max_message, t->name);
   if (m->partition == Q7_PARTITION_ANY) {
-    if (m->key)
+    if (p->partitioner == 2) { /* random: keys ignored (xorshift64) */
+      p->rng ^= p->rng << 13;
+      p->rng ^= p->rng >> 7;
+      p->rng ^= p->rng << 17;
+      *part = (int32_t)(p->rng % (uint64_t)t->count);
+    } else if (m->key || p->partitioner == 1) /* murmur2: a NULL key hashes as empty */
       *part = q7_partition_for_key(m->key, m->key_len, t->count);
     else if (sticky)
       *part = t->sticky % t->count;
@@ -293,14 +315,20 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
   pthread_mutex_lock(&p->mu);
   slot *s = find_slot(p, m->topic, part);
   if (!s) {
-    if (!(s = calloc(1, sizeof *s)) || q7__batch_init(&s->b)) {
+    if (!(s = calloc(1, sizeof *s)) || q7__batch_init(&s->b) ||
+        !(s->topic = strdup(m->topic->name))) {
+      if (s)
+        q7__batch_free(&s->b);
       free(s);
       pthread_mutex_unlock(&p->mu);
       return q7__err(Q7_ENOMEM, "producer: out of memory");
     }
-    s->t = m->topic;
+    s->topic_id = m->topic->id;
     s->partition = part;
     s->pe = pe;
+    pthread_mutex_lock(&p->q->lock);
+    pe->refs++; /* the slot's own reference; the env is in use, not idle */
+    pthread_mutex_unlock(&p->q->lock);
     s->next = p->slots;
     p->slots = s;
   }
@@ -444,9 +472,7 @@ q7_producer_close(q7_producer *p)
   while (p->slots) {
     slot *s = p->slots;
     p->slots = s->next;
-    q7__batch_free(&s->b);
-    free(s->opaque);
-    free(s);
+    slot_free(s);
   }
   q7__handle_ref(p->q, -1);
   free(p->reps);

@@ -232,7 +232,8 @@ typedef struct q7__pe {
   uint64_t topic_id;
   int32_t index;
   char *path;
-  int refs;                       /* under q->lock */
+  int refs;                       /* under q->lock; 0: idle, kept open */
+  uint64_t last_used;             /* for evicting idle environments */
   MDB_env *env;
   MDB_dbi log, meta;
   pthread_rwlock_t maplock;       /* rd: any txn or held records; wr: remap */
@@ -245,6 +246,8 @@ typedef struct q7__pe {
 Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,
                           bool create, q7__pe **out);
 Q7__HIDDEN void q7__pe_put(q7__pe *pe);
+/* Close the idle environments of @topic (before deleting it). */
+Q7__HIDDEN void q7__pe_drop_idle(struct q7 *q, const char *topic);
 /* Free an env that no handle uses (q7_close, topic delete). */
 Q7__HIDDEN void q7__pe_destroy(q7__pe *pe);
 /* Mark a partition deleted, for handles in other processes. */
@@ -296,9 +299,12 @@ struct q7 {
   MDB_dbi dbi_info, dbi_topics, dbi_offsets;
   q7__notify notify;
   pthread_mutex_t lock;           /* parts, groups, handle counts */
-  q7__pe *parts;
+  q7__pe *parts;                  /* open partition environments */
+  int idle, idle_max;             /* unused ones kept open, and how many */
+  uint64_t use_clock;
   struct q7__group *groups;
   int live_handles;               /* topics, producers, consumers */
+  struct q7_topic *topics_open;   /* open topic handles, under lock */
   /* background retention */
   pthread_t sweeper;
   bool sweeper_on, sweeper_stop;
@@ -315,6 +321,9 @@ Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);
 /* Meta write txn with map growth handled by the caller's retry. */
 Q7__HIDDEN int q7__meta_begin(struct q7 *q, unsigned flags, MDB_txn **txn);
 Q7__HIDDEN int q7__rm_rf(const char *path);
+/* Q7_ECORRUPT when an environment's file is shorter than its pages (a
+ * truncated file would otherwise crash the process with SIGBUS). */
+Q7__HIDDEN int q7__env_check_size(MDB_env *env, const char *path);
 
 /* -------------------------------------------------------------- topic.c */
 
@@ -338,6 +347,7 @@ struct q7_partition {
 
 struct q7_topic {
   struct q7 *q;
+  struct q7_topic *open_next;     /* in q->topics_open */
   char *name;
   uint64_t id;
   int32_t count;
@@ -374,6 +384,18 @@ Q7__HIDDEN int q7__offsets_commit(struct q7 *q, const char *group, const q7__com
                                   size_t n);
 Q7__HIDDEN int q7__offsets_get(struct q7 *q, MDB_txn *txn, const char *group,
                                const char *topic, int32_t partition, int64_t *next);
+/* A decoded key of the offsets table; strings point into the key. */
+typedef struct q7__okey {
+  const char *group, *topic;
+  int32_t partition;
+} q7__okey;
+Q7__HIDDEN int q7__offsets_parse(const MDB_val *k, const MDB_val *v, q7__okey *key,
+                                 int64_t *next, const unsigned char **hist, uint32_t *n);
+/* The window of one partition into @out (up to @max); returns its length
+ * (0: never committed) and the committed offset in *next. */
+Q7__HIDDEN int q7__offsets_history(struct q7 *q, MDB_txn *txn, const char *group,
+                                   const char *topic, int32_t partition, q7__commit *out,
+                                   size_t max, int64_t *next);
 /* Drop every committed offset on @topic (inside a meta write txn). */
 Q7__HIDDEN int q7__offsets_drop_topic(struct q7 *q, MDB_txn *txn, const char *topic);
 Q7__HIDDEN int q7__group_check(const char *group);

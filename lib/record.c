@@ -314,7 +314,7 @@ q7_record_header_next(const q7_record *r, size_t *iter, const char **name, size_
   const unsigned char *h = r->headers;
   size_t pos = *iter, len = r->headers_len;
   if (pos >= len)
-    return Q7_ENOENT;
+    return q7__err(Q7_ENOENT, "record at offset %" PRId64 ": no more headers", r->offset);
   if (len - pos < 2)
     goto corrupt;
   size_t nl = (size_t)h[pos] | (size_t)h[pos + 1] << 8;

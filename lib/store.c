@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +94,24 @@ q7__store_bytes(q7 *q, const q7__pe *skip)
 }
 
 int
+q7__env_check_size(MDB_env *env, const char *path)
+{
+  MDB_envinfo info;
+  MDB_stat st;
+  struct stat fs;
+  int fd;
+  if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) || mdb_env_get_fd(env, &fd) ||
+      fstat(fd, &fs) < 0)
+    return q7__err(Q7_EIO, "%s: cannot inspect the data file", path);
+  uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+  if ((uint64_t)fs.st_size < need)
+    return q7__err(Q7_ECORRUPT,
+                   "%s/data.mdb is truncated: %lld bytes where its pages need %llu", path,
+                   (long long)fs.st_size, (unsigned long long)need);
+  return Q7_OK;
+}
+
+int
 q7__meta_begin(q7 *q, unsigned flags, MDB_txn **txn)
 {
   int rc = mdb_txn_begin(q->meta, NULL, flags, txn);
@@ -139,12 +158,29 @@ ensure_dir(const char *path)
 {
   struct stat st;
   if (mkdir(path, 0700) < 0 && errno != EEXIST)
-    return q7__errno_err(errno, "cannot create directory", path);
+    return q7__err(errno == ENOSPC || errno == EDQUOT ? Q7_EFULL : Q7_EIO,
+                   "cannot create directory %s: %s", path, strerror(errno));
   if (stat(path, &st) < 0)
-    return q7__errno_err(errno, "cannot open", path);
+    return q7__err(Q7_EIO, "cannot open %s: %s", path, strerror(errno));
   if (!S_ISDIR(st.st_mode))
     return q7__err(Q7_EIO, "%s is not a directory", path);
   return Q7_OK;
+}
+
+static bool
+dir_empty(const char *dir, const char *sub)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, sub);
+  DIR *d = opendir(path);
+  if (!d)
+    return true;
+  struct dirent *e;
+  bool empty = true;
+  while (empty && (e = readdir(d)))
+    empty = e->d_name[0] == '.';
+  closedir(d);
+  return empty;
 }
 
 /* Remove what a crash left half-made: topic directories without a topic in
@@ -197,6 +233,8 @@ meta_open(q7 *q)
     return q7__mdb_err(rc, path);
   int dead;
   mdb_reader_check(q->meta, &dead);
+  if ((rc = q7__env_check_size(q->meta, path)))
+    return rc;
 
   if ((rc = q7__meta_begin(q, 0, &txn)))
     return rc;
@@ -208,6 +246,14 @@ meta_open(q7 *q)
   }
   MDB_val k = { 6, (void *)"format" }, v;
   rc = mdb_get(txn, q->dbi_info, &k, &v);
+  if (rc == MDB_NOTFOUND && !dir_empty(q->dir, "topics")) {
+    /* Metadata gone (an emptied or replaced file) while topics exist:
+     * starting afresh would sweep every topic away as an orphan. */
+    rc = q7__err(Q7_ECORRUPT,
+                 "%s holds no store metadata but %s/topics holds topics; refusing to "
+                 "open (restore the metadata, or move topics/ away)", path, q->dir);
+    goto fail;
+  }
   if (rc == MDB_NOTFOUND) {
     uint32_t f = Q7__FORMAT;
     v.mv_size = sizeof f;
@@ -273,6 +319,11 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
   q->sync = q7__conf_bool(q->conf, Q7K_SYNC);
   q->max_bytes = q7__conf_int(q->conf, Q7K_STORAGE_MAX_BYTES);
   q->lag_window = (int)q7__conf_int(q->conf, Q7K_LAG_WINDOW);
+  /* Idle partition environments kept open: two descriptors each. */
+  struct rlimit rl;
+  q->idle_max = 256;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    q->idle_max = rl.rlim_cur / 8 < 16 ? 16 : rl.rlim_cur / 8 > 2048 ? 2048 : (int)(rl.rlim_cur / 8);
   if (*q7__conf_str(q->conf, Q7K_REPLICA_DIRS)) {
     rc = q7__err(Q7_EREPLICA, "q7_open: replica.dirs is not supported by this release");
     goto fail;

@@ -16,8 +16,10 @@ q7__name_check(const char *name)
   if (!name)
     return q7__err(Q7_EINVAL, "topic name is NULL");
   size_t n = strlen(name);
-  if (n == 0 || n > 249)
-    return q7__err(Q7_EINVAL, "topic name must be 1 to 249 characters, got %zu", n);
+  if (n == 0)
+    return q7__err(Q7_EINVAL, "topic name \"\" is empty; names are 1 to 249 characters");
+  if (n > 249)
+    return q7__err(Q7_EINVAL, "topic name \"%.40s...\" has %zu characters; at most 249", name, n);
   if (!strcmp(name, ".") || !strcmp(name, ".."))
     return q7__err(Q7_EINVAL, "topic name \"%s\" is not allowed", name);
   for (size_t i = 0; i < n; i++) {
@@ -47,8 +49,8 @@ q7__tmeta_get(q7 *q, MDB_txn *txn, const char *name, q7__tmeta *m)
   memcpy(&m->partitions, (char *)v.mv_data + 8, 4);
   if (m->partitions < 1 || m->partitions > Q7__MAX_PARTITIONS)
     return q7__err(Q7_ECORRUPT, "topic \"%s\": malformed partition count", name);
-  if ((rc = q7_conf_new(&m->conf)))
-    return rc;
+  if (!(m->conf = q7_conf_new()))
+    return Q7_ENOMEM;
   rc = q7__conf_load(m->conf, (char *)v.mv_data + TMETA_HDR, v.mv_size - TMETA_HDR);
   if (rc) {
     q7_conf_destroy(m->conf);
@@ -204,14 +206,17 @@ q7_topic_delete(q7 *q, const char *name)
   if ((rc = q7__tmeta_get(q, txn, name, &m)))
     goto fail;
   pthread_mutex_lock(&q->lock);
-  for (q7__pe *pe = q->parts; pe; pe = pe->next) {
-    if (pe->topic_id == m.id && !strcmp(pe->topic, name)) {
-      pthread_mutex_unlock(&q->lock);
-      rc = q7__err(Q7_EBUSY, "topic \"%s\" has open handles in this process", name);
-      goto fail;
-    }
-  }
+  bool busy = false;
+  for (q7__pe *pe = q->parts; pe && !busy; pe = pe->next)
+    busy = pe->refs > 0 && pe->topic_id == m.id && !strcmp(pe->topic, name);
+  for (q7_topic *t = q->topics_open; t && !busy; t = t->open_next)
+    busy = t->id == m.id && !strcmp(t->name, name);
   pthread_mutex_unlock(&q->lock);
+  if (busy) {
+    rc = q7__err(Q7_EBUSY, "topic \"%s\" has open handles in this process (topic, producer "
+                 "or consumer)", name);
+    goto fail;
+  }
   MDB_val k = { strlen(name), (void *)name };
   if ((rc = mdb_del(txn, q->dbi_topics, &k, NULL))) {
     rc = q7__mdb_err(rc, "delete topic");
@@ -243,6 +248,7 @@ q7_topic_delete(q7 *q, const char *name)
     rc = q7__mdb_err(rc, "commit topic deletion");
     goto fail;
   }
+  q7__pe_drop_idle(q, name);
   q7__rm_rf(to);
   q7__tmeta_free(&m);
   return Q7_OK;
@@ -340,7 +346,11 @@ q7_topic_open(q7 *q, const char *name, q7_topic **out)
     t->parts[i].index = i;
   }
   q7__tmeta_free(&m);
-  q7__handle_ref(q, 1);
+  pthread_mutex_lock(&q->lock);
+  q->live_handles++;
+  t->open_next = q->topics_open;
+  q->topics_open = t;
+  pthread_mutex_unlock(&q->lock);
   *out = t;
   return Q7_OK;
 }
@@ -356,7 +366,16 @@ q7_topic_close(q7_topic *t)
       q7__pe_read_end(p->pe, p->rtxn);
     q7__pe_put(p->pe);
   }
-  q7__handle_ref(t->q, -1);
+  q7 *q = t->q;
+  pthread_mutex_lock(&q->lock);
+  q->live_handles--;
+  for (q7_topic **pp = &q->topics_open; *pp; pp = &(*pp)->open_next) {
+    if (*pp == t) {
+      *pp = t->open_next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&q->lock);
   free(t->parts);
   free(t->name);
   free(t);
