@@ -35,15 +35,18 @@ TEST_SRCS = $(wildcard tests/test_*.c)
 TESTS = $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 EXAMPLE_SRCS = $(wildcard examples/*.c)
 EXAMPLES = $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+TOOL_SRCS = $(wildcard tools/*.c)
+TOOLS = $(if $(TOOL_SRCS),$(B)/tools/q7)
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 BENCH_DIR ?= /tmp/q7-bench
 
 # Debian packages: the library, the tests, and the man page linter.
-DEPS_BUILD = liblmdb-dev pkg-config
+DEPS_BUILD = liblmdb-dev pkg-config libmicrohttpd-dev libjansson-dev
 DEPS_CHECK = $(DEPS_BUILD) libcriterion-dev mandoc python3
+DEPS_BENCH = $(DEPS_BUILD) libsqlite3-dev libhiredis-dev redis-server gnuplot-nox
 
-all: $(B)/$(SONAME) $(B)/libq7.a
+all: $(B)/$(SONAME) $(B)/libq7.a $(TOOLS)
 
 $(B)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
@@ -57,6 +60,11 @@ $(B)/$(SONAME): $(OBJS) lib/libq7.map
 $(B)/libq7.a: $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
+
+# The q7 tool links libq7 statically: one self-contained binary.
+$(B)/tools/q7: $(TOOL_SRCS) $(wildcard tools/*.h) $(B)/libq7.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_SRCS) $(B)/libq7.a $(LDFLAGS) -lmicrohttpd -ljansson $(LIBS)
 
 $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libq7.a
 	@mkdir -p $(@D)
@@ -72,7 +80,7 @@ deps-build:
 deps-check:
 	@sh tests/deps.sh $(DEPS_CHECK)
 
-build: all $(TESTS) $(EXAMPLES) $(BENCHES)
+build: all $(TESTS) $(EXAMPLES)
 
 demo: deps-build
 	$(MAKE) all $(B)/examples/quickstart
@@ -85,17 +93,27 @@ check: deps-check
 
 $(B)/bench/%: bench/%.c $(B)/$(SONAME)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -O2 -o $@ $< -L$(B) -lq7 -llmdb -lpthread -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS)
+	$(CC) $(CFLAGS) -O2 -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS) \
+	  -llmdb -lsqlite3 -lhiredis -lpthread
 
 # Benchmarks: ratios against raw LMDB doing the same work, in one run.
-bench: deps-build
+# BENCH_ARGS=--quick for small sizes; results in $(B)/bench/results.csv.
+deps-bench:
+	@sh tests/deps.sh $(DEPS_BENCH)
+bench: deps-bench
 	$(MAKE) all $(BENCHES)
+	$(B)/bench/bench --dir $(BENCH_DIR) -o $(B)/bench/results.csv $(BENCH_ARGS)
 	$(B)/bench/retention $(BENCH_DIR)-retention
+	gnuplot -e "in='$(B)/bench/results.csv'; out='$(B)/bench/ratios.png'" bench/ratios.gp && \
+	  echo "chart: $(B)/bench/ratios.png"
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/q7.h $(DESTDIR)$(INCLUDEDIR)/q7.h
+	if [ -n "$(TOOLS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 && \
+	  install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/q7 && \
+	  for f in man/man1/*.1; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man1/; done; true; fi
 	install -m 755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libq7.so
 	install -m 644 $(B)/libq7.a $(DESTDIR)$(LIBDIR)/libq7.a
@@ -110,10 +128,12 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/libq7.a $(DESTDIR)$(PKGCONFIGDIR)/libq7.pc $(DESTDIR)$(PKGCONFIGDIR)/libpq7.pc
 	for f in man/man3/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$$(basename $$f); done
 	for f in man/man7/*.7; do rm -f $(DESTDIR)$(MANDIR)/man7/$$(basename $$f); done
+	for f in man/man1/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$f); done
+	rm -f $(DESTDIR)$(PREFIX)/bin/q7
 
 clean:
 	rm -rf $(B) q7-demo
 
-.PHONY: all build check demo bench install uninstall clean deps-build deps-check
+.PHONY: all build check demo bench install uninstall clean deps-build deps-check deps-bench
 
 -include $(OBJS:.o=.d)

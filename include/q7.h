@@ -115,7 +115,7 @@ Q7_API const char *q7_last_error(void);
  *                 hash as an empty key; random), retries (10)
  * Consumer keys:  auto.offset.reset (latest), enable.auto.commit (true),
  *                 auto.commit.interval.ms (5000), max.poll.records (500),
- *                 session.timeout.ms (45000),
+ *                 session.timeout.ms (45000), heartbeat.interval.ms (3000),
  *                 partition.assignment.strategy (range)
  * See q7_conf_set(3) for each key's meaning and range. */
 typedef struct q7_conf q7_conf;
@@ -436,18 +436,41 @@ Q7_API int q7_consumer_new(q7 *q, const char *group, const q7_conf *conf,
  * Thread safety: handle-owned. */
 Q7_API int q7_consumer_close(q7_consumer *c);
 
-/* q7_consumer_subscribe - join the group's members on @topic: the group
- * shares the topic's partitions among the members in this process (range or
- * roundrobin, by partition.assignment.strategy) and rebalances when a member
- * joins or leaves.  A partition changes hands only after its previous owner
- * let go of it (committing its position when enable.auto.commit is on), so
- * no two members read it at once.  Positions start at the committed offset,
- * else auto.offset.reset.  Membership across processes is not in this
- * release.
+/* q7_consumer_subscribe - join @topic's consumer group @group: the group
+ * shares the topic's partitions among its members -- in this process and in
+ * every other process that opens the store -- by
+ * partition.assignment.strategy (range or roundrobin), and rebalances when
+ * a member joins, leaves or expires.  Membership lives in the store, with
+ * no server: a member renews its lease from poll every heartbeat.interval.ms;
+ * one silent for session.timeout.ms, or whose process died, is expired by
+ * the next member that polls, and its partitions move to the others.
+ * A partition changes hands only after its owner let go of it (committing
+ * its position first when enable.auto.commit is on), so no two members
+ * read it at once.  An expired member's commits are refused (Q7_ESTATE)
+ * and its next poll rejoins under a new generation.  Positions start at the
+ * committed offset, else auto.offset.reset.
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no topic), Q7_ESTATE (no group, or
- * manual assignments exist), Q7_EEXIST (already subscribed), Q7_ENOMEM.
- * Thread safety: handle-owned. */
+ * manual assignments exist), Q7_EEXIST (already subscribed), Q7_ENOMEM,
+ * Q7_EIO.   Thread safety: handle-owned. */
 Q7_API int q7_consumer_subscribe(q7_consumer *c, const char *topic);
+
+/* Rebalance events, delivered inside q7_consumer_poll (and close) in the
+ * caller's thread, as Kafka's ConsumerRebalanceListener: REVOKED before a
+ * partition is given up (the application may still commit it), ASSIGNED
+ * after new partitions were taken, LOST when this member had expired and
+ * its partitions already belong to others (its commits are refused). */
+#define Q7_REBALANCE_ASSIGNED 1
+#define Q7_REBALANCE_REVOKED  2
+#define Q7_REBALANCE_LOST     3
+
+/* @topic and @partitions are valid during the call only. */
+typedef void q7_rebalance_cb(q7_consumer *c, int event, const char *topic,
+                             const int32_t *partitions, size_t n, void *arg);
+
+/* q7_conf_set_rebalance_cb - the rebalance callback of consumers made with
+ * @conf (NULL: none).   Thread safety: handle-owned (@conf).
+ * Since: 0.1 (extension). */
+Q7_API void q7_conf_set_rebalance_cb(q7_conf *conf, q7_rebalance_cb *cb, void *arg);
 
 /* q7_consumer_assign - read @partition of @topic from @offset: absolute, or
  * Q7_OFFSET_BEGINNING, Q7_OFFSET_END, Q7_OFFSET_COMMITTED (falls back to
@@ -658,6 +681,26 @@ Q7_API int q7_commit_history(q7 *q, const char *group, const char *topic, int32_
  * valid during the call only.  Returns Q7_OK, @fn's value, Q7_EINVAL, Q7_EIO.
  * Thread safety: store-shared.   Since: 0.1 (extension). */
 Q7_API int q7_group_foreach(q7 *q, int (*fn)(const char *group, void *arg), void *arg);
+
+/* A member of a group, as q7_group_members reports it; layout frozen for
+ * major version 0.  Pointers are valid during the callback only. */
+typedef struct q7_member {
+  const char *topic;        /* the topic it subscribed to */
+  uint64_t member_id;       /* unique in the group and topic, never reused */
+  int32_t pid;              /* its process */
+  int64_t lease_expires_ms; /* epoch ms */
+  uint64_t generation;      /* the group's current generation */
+  const int32_t *partitions;/* what it owns now */
+  size_t partition_count;
+  int expired;              /* lease passed or process gone, not yet removed */
+} q7_member;
+
+/* q7_group_members - call @fn for every member of @group, by topic then
+ * join order; a non-zero return stops the walk and is returned.
+ * Returns Q7_OK, @fn's value, Q7_EINVAL, Q7_EIO.
+ * Thread safety: store-shared.   Since: 0.1 (extension). */
+Q7_API int q7_group_members(q7 *q, const char *group,
+                            int (*fn)(const q7_member *m, void *arg), void *arg);
 
 /* q7_group_delete - forget @group: its committed offsets and history.
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such group), Q7_EIO.

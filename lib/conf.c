@@ -77,6 +77,8 @@ static const keydef keys[Q7K__COUNT] = {
                              "most records one poll returns" },
   [Q7K_SESSION_TIMEOUT_MS] = { "session.timeout.ms", Q7S_CONSUMER, K_INT, "45000", 1, 3600000,
                                NULL, "a silent member is expired after this" },
+  [Q7K_HEARTBEAT_MS] = { "heartbeat.interval.ms", Q7S_CONSUMER, K_INT, "3000", 1, 3600000, NULL,
+                         "how often poll renews a member's lease" },
   [Q7K_ASSIGNMENT_STRATEGY] = { "partition.assignment.strategy", Q7S_CONSUMER, K_ENUM, "range",
                                 0, 0, strat_c, "how partitions are shared in a group" },
 };
@@ -208,6 +210,8 @@ q7_conf_dup(const q7_conf *c, q7_conf **out)
     n->clock_arg = c->clock_arg;
     n->dr_cb = c->dr_cb;
     n->dr_arg = c->dr_arg;
+    n->rb_cb = c->rb_cb;
+    n->rb_arg = c->rb_arg;
   }
   *out = n;
   return Q7_OK;
@@ -340,4 +344,13 @@ q7__conf_load(q7_conf *c, const char *text, size_t len)
     p = nl + 1;
   }
   return Q7_OK;
+}
+
+void
+q7_conf_set_rebalance_cb(q7_conf *c, q7_rebalance_cb *cb, void *arg)
+{
+  if (!c)
+    return;
+  c->rb_cb = cb;
+  c->rb_arg = cb ? arg : NULL;
 }

@@ -26,6 +26,14 @@ q7_consumer_new(q7 *q, const char *group, const q7_conf *conf, q7_consumer **out
   c->next_auto_commit = q7__mono_ms() + c->auto_commit_ms;
   c->max_poll = q7__conf_int(conf, Q7K_MAX_POLL_RECORDS);
   c->strategy = q7__conf_choice(conf, Q7K_ASSIGNMENT_STRATEGY);
+  c->session_timeout = q7__conf_int(conf, Q7K_SESSION_TIMEOUT_MS);
+  c->hb_interval = q7__conf_int(conf, Q7K_HEARTBEAT_MS);
+  if (c->hb_interval > c->session_timeout / 3)
+    c->hb_interval = c->session_timeout / 3; /* renew well before expiry */
+  if (conf) {
+    c->rebalance_cb = conf->rb_cb;
+    c->rebalance_arg = conf->rb_arg;
+  }
   q7__handle_ref(q, 1);
   *out = c;
   return Q7_OK;
@@ -132,7 +140,7 @@ q7__consumer_drop(q7_consumer *c, size_t i, bool commit)
   int rc = Q7_OK;
   if (commit && c->group) {
     q7__commit_req r = { a->t->name, a->partition, a->position, a->pe };
-    rc = q7__offsets_commit(c->q, c->group, &r, 1);
+    rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   if (a->rtxn)
     q7__pe_read_end(a->pe, a->rtxn);
@@ -160,7 +168,7 @@ q7_consumer_assign(q7_consumer *c, const char *topic, int32_t partition, int64_t
   int rc = check_tp(c, topic, partition, "q7_consumer_assign");
   if (rc)
     return rc;
-  if (c->grp)
+  if (c->sub_topic)
     return q7__err(Q7_ESTATE, "q7_consumer_assign: consumer is subscribed to %s", topic);
   if (offset < 0 && offset != Q7_OFFSET_BEGINNING && offset != Q7_OFFSET_END &&
       offset != Q7_OFFSET_COMMITTED)
@@ -187,7 +195,7 @@ q7_consumer_unassign(q7_consumer *c, const char *topic, int32_t partition)
   int rc = check_tp(c, topic, partition, "q7_consumer_unassign");
   if (rc)
     return rc;
-  if (c->grp)
+  if (c->sub_topic)
     return q7__err(Q7_ESTATE, "q7_consumer_unassign: consumer is subscribed");
   if (!find(c, topic, partition, &i))
     return q7__err(Q7_ENOENT, "topic %s partition %d is not assigned", topic, (int)partition);
@@ -204,7 +212,7 @@ q7_consumer_subscribe(q7_consumer *c, const char *topic)
     return rc;
   if (!c->group)
     return q7__err(Q7_ESTATE, "q7_consumer_subscribe: consumer has no group");
-  if (c->grp)
+  if (c->sub_topic)
     return q7__err(Q7_EEXIST, "q7_consumer_subscribe: already subscribed");
   if (c->n_as)
     return q7__err(Q7_ESTATE, "q7_consumer_subscribe: consumer has manual assignments");
@@ -270,13 +278,14 @@ q7_consumer_poll(q7_consumer *c, q7_record *out, size_t max, int timeout_ms)
   int64_t start = q7__mono_ms();
   int rc;
   if (c->auto_commit && start >= c->next_auto_commit) {
+    /* As Kafka's auto-commit: a failure (say, a position assigned past the
+     * end, reset below) is retried at the next interval, never fatal. */
     c->next_auto_commit = start + c->auto_commit_ms;
-    if ((rc = q7_consumer_commit(c)) && rc != Q7_ESTATE)
-      return rc;
+    q7_consumer_commit(c);
   }
   for (;;) {
     uint32_t seq = q7__notify_seq(&c->q->notify);
-    if (c->grp && (rc = q7__group_sync(c)))
+    if (c->sub_topic && (rc = q7__group_sync(c)))
       return rc;
     if (!max)
       return 0;
@@ -345,7 +354,7 @@ q7_consumer_commit(q7_consumer *c)
   for (size_t i = 0; i < c->n_as; i++)
     r[i] = (q7__commit_req){ c->as[i].t->name, c->as[i].partition, c->as[i].position,
                              c->as[i].pe };
-  int rc = q7__offsets_commit(c->q, c->group, r, c->n_as);
+  int rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, r, c->n_as);
   free(r);
   return rc;
 }
@@ -363,7 +372,7 @@ q7_consumer_commit_offset(q7_consumer *c, const char *topic, int32_t partition, 
   q7__assign *a = find(c, topic, partition, NULL);
   if (a) {
     q7__commit_req r = { a->t->name, partition, next, a->pe };
-    return q7__offsets_commit(c->q, c->group, &r, 1);
+    return q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   q7_topic *t;
   q7__pe *pe;
@@ -371,7 +380,7 @@ q7_consumer_commit_offset(q7_consumer *c, const char *topic, int32_t partition, 
     return rc;
   if (!(rc = q7__partition_check(t, partition)) && !(rc = q7__topic_pe(t, partition, &pe))) {
     q7__commit_req r = { t->name, partition, next, pe };
-    rc = q7__offsets_commit(c->q, c->group, &r, 1);
+    rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   q7_topic_close(t);
   return rc;
@@ -382,7 +391,7 @@ q7_consumer_assignment(q7_consumer *c, const char **topics, int32_t *partitions,
 {
   if (!c || (max && (!topics || !partitions)))
     return q7__err(Q7_EINVAL, "q7_consumer_assignment: NULL argument");
-  if (c->grp) {
+  if (c->sub_topic) {
     int rc = q7__group_sync(c);
     if (rc)
       return rc;
@@ -401,9 +410,17 @@ q7_consumer_close(q7_consumer *c)
     return Q7_OK;
   int rc = Q7_OK;
   release_reads(c);
+  if (c->sub_topic && c->rebalance_cb && c->n_as) {
+    int32_t *parts = malloc(c->n_as * sizeof *parts);
+    for (size_t i = 0; parts && i < c->n_as; i++)
+      parts[i] = c->as[i].partition;
+    if (parts)
+      c->rebalance_cb(c, Q7_REBALANCE_REVOKED, c->sub_topic, parts, c->n_as, c->rebalance_arg);
+    free(parts);
+  }
   if (c->auto_commit)
     rc = q7_consumer_commit(c);
-  if (c->grp)
+  if (c->sub_topic)
     q7__group_leave(c);
   while (c->n_as)
     q7__consumer_drop(c, c->n_as - 1, false);

@@ -103,7 +103,7 @@ commit_one(q7 *q, MDB_txn *txn, const char *group, const q7__commit_req *r, int6
 }
 
 int
-q7__offsets_commit(q7 *q, const char *group, const q7__commit_req *r, size_t n)
+q7__offsets_commit(q7 *q, const char *group, uint64_t member, const q7__commit_req *r, size_t n)
 {
   MDB_txn *txn;
   int64_t *hw = calloc(n ? n : 1, sizeof *hw);
@@ -124,6 +124,10 @@ q7__offsets_commit(q7 *q, const char *group, const q7__commit_req *r, size_t n)
     return rc;
   }
   int64_t now = q7__now(q);
+  /* Ownership and the commit in one transaction: a member expired or
+   * rebalanced away cannot move the group's offsets. */
+  for (size_t i = 0; i < n && !rc && member; i++)
+    rc = q7__group_owns(q, txn, group, r[i].topic, r[i].partition, member);
   for (size_t i = 0; i < n && !rc; i++)
     rc = commit_one(q, txn, group, &r[i], now, hw[i]);
   free(hw);
@@ -336,50 +340,62 @@ q7__offsets_history(q7 *q, MDB_txn *txn, const char *group, const char *topic,
   return (int)n;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int
 q7_group_foreach(q7 *q, int (*fn)(const char *group, void *arg), void *arg)
 {
   MDB_txn *txn;
-  MDB_cursor *cur;
   MDB_val k, v;
   int rc;
   if (!q || !fn)
     return q7__err(Q7_EINVAL, "q7_group_foreach: %s is NULL", !q ? "store" : "fn");
   if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
     return rc;
-  if ((rc = mdb_cursor_open(txn, q->dbi_offsets, &cur))) {
-    mdb_txn_abort(txn);
-    return q7__mdb_err(rc, "list groups");
-  }
+  /* Groups with commits, and groups with members that never committed. */
   char **names = NULL;
   size_t n = 0, cap = 0;
   int ret = Q7_OK;
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    const char *g = k.mv_data;
-    if (!memchr(g, 0, k.mv_size))
-      continue;
-    if (n && !strcmp(names[n - 1], g))
-      continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 16;
-      char **nn = realloc(names, cap * sizeof *nn);
-      if (!nn) {
+  MDB_dbi dbis[2] = { q->dbi_offsets, q->dbi_groups };
+  for (int d = 0; d < 2 && ret == Q7_OK; d++) {
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, dbis[d], &cur))) {
+      ret = q7__mdb_err(rc, "list groups");
+      break;
+    }
+    const char *last = NULL;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && ret == Q7_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      const char *g = k.mv_data;
+      if (!memchr(g, 0, k.mv_size) || (last && !strcmp(last, g)))
+        continue;
+      if (n == cap) {
+        cap = cap ? 2 * cap : 16;
+        char **nn = realloc(names, cap * sizeof *nn);
+        if (!nn) {
+          ret = q7__err(Q7_ENOMEM, "out of memory");
+          break;
+        }
+        names = nn;
+      }
+      if (!(names[n] = strdup(g))) {
         ret = q7__err(Q7_ENOMEM, "out of memory");
         break;
       }
-      names = nn;
+      last = names[n++];
     }
-    if (!(names[n] = strdup(g))) {
-      ret = q7__err(Q7_ENOMEM, "out of memory");
-      break;
-    }
-    n++;
+    mdb_cursor_close(cur);
   }
-  mdb_cursor_close(cur);
   mdb_txn_abort(txn);
+  if (n)
+    qsort(names, n, sizeof *names, cmp_str);
   for (size_t i = 0; i < n && ret == Q7_OK; i++)
-    ret = fn(names[i], arg);
+    if (!i || strcmp(names[i], names[i - 1]))
+      ret = fn(names[i], arg);
   for (size_t i = 0; i < n; i++)
     free(names[i]);
   free(names);
@@ -419,6 +435,12 @@ q7_group_delete(q7 *q, const char *group)
     mdb_txn_abort(txn);
     return q7__mdb_err(rc, "delete group");
   }
+  int members = q7__group_drop(q, txn, group, NULL);
+  if (members < 0) {
+    mdb_txn_abort(txn);
+    return members;
+  }
+  found += members;
   if (!found) {
     mdb_txn_abort(txn);
     return q7__err(Q7_ENOENT, "no group \"%s\"", group);

@@ -47,7 +47,9 @@ struct q7_producer {
   slot *slots;
   int64_t inflight;               /* records sent, not yet reported */
   report *reps;
-  size_t n_reps, cap_reps;
+  _Atomic size_t n_reps;          /* read without mu to skip empty serves */
+  size_t cap_reps;
+  slot *last;                     /* the slot of the previous send */
   pthread_t thread;
   bool stop;
   q7__buf scratch;                /* send_sync encoding */
@@ -261,9 +263,11 @@ slot_free(slot *s)
   free(s);
 }
 
-/* Validate @m and pick its partition and timestamp. */
+/* Validate @m and pick its partition and timestamp; *size and *hlen are
+ * its encoded size and the size of its headers. */
 static int
-prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky)
+prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky, size_t *size,
+        size_t *hlen)
 {
   if (!m || !m->topic)
     return q7__err(Q7_EINVAL, "send: %s is NULL", !m ? "message" : "message topic");
@@ -273,8 +277,10 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
     return q7__err(Q7_EINVAL, "send: topic %s belongs to another store", t->name);
   if ((rc = q7__record_check(m)))
     return rc;
-  size_t payload = q7__record_payload(m);
-  if (payload > (size_t)t->max_message || !q7__record_size(m, NULL))
+  size_t payload = m->key_len + m->value_len;
+  if (m->header_count)
+    payload = q7__record_payload(m);
+  if (payload > (size_t)t->max_message || !(*size = q7__record_size(m, hlen)))
     return q7__err(Q7_ETOOBIG, "send: record of %zu bytes exceeds message.max.bytes %" PRId64
                    " of topic %s", payload, t->max_message, t->name);
   if (m->partition == Q7_PARTITION_ANY) {
@@ -285,8 +291,10 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
       *part = (int32_t)(p->rng % (uint64_t)t->count);
     } else if (m->key || p->partitioner == 1) /* murmur2: a NULL key hashes as empty */
       *part = q7_partition_for_key(m->key, m->key_len, t->count);
-    else if (sticky)
+    else if (sticky) {
       *part = t->sticky % t->count;
+      t->sticky_used = true;
+    }
     else
       *part = (int32_t)(p->rr++ % (uint32_t)t->count);
   } else if ((rc = q7__partition_check(t, m->partition))) {
@@ -298,22 +306,45 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
   return Q7_OK;
 }
 
+/* Kafka's sticky partitioner (KIP-480): keyless records stick to one
+ * partition until its batch is committed -- full, lingered or flushed --
+ * and the next batch starts on the next partition. */
+static void
+sticky_advance(q7_producer *p, q7_topic *t)
+{
+  if (!t->sticky_used)
+    return;
+  pthread_mutex_lock(&p->mu);
+  slot *s = find_slot(p, t, t->sticky % t->count);
+  bool batch_gone = !s || s->b.count == 0;
+  pthread_mutex_unlock(&p->mu);
+  if (batch_gone) {
+    t->sticky = (t->sticky + 1) % t->count;
+    t->sticky_used = false;
+  }
+}
+
 int
 q7_producer_send(q7_producer *p, const q7_msg *m)
 {
   int32_t part;
   int64_t ts;
+  size_t size, hlen;
   q7__pe *pe;
   int rc;
   if (!p)
     return q7__err(Q7_EINVAL, "q7_producer_send: producer is NULL");
-  if ((rc = prepare(p, m, &part, &ts, true)))
+  if (m && m->topic && !m->key && m->partition == Q7_PARTITION_ANY && p->partitioner == 0)
+    sticky_advance(p, m->topic);
+  if ((rc = prepare(p, m, &part, &ts, true, &size, &hlen)))
     return rc;
   if ((rc = q7__topic_pe(m->topic, part, &pe)))
     return rc;
 
   pthread_mutex_lock(&p->mu);
-  slot *s = find_slot(p, m->topic, part);
+  slot *s = p->last;
+  if (!s || s->pe != pe)
+    s = find_slot(p, m->topic, part);
   if (!s) {
     if (!(s = calloc(1, sizeof *s)) || q7__batch_init(&s->b) ||
         !(s->topic = strdup(m->topic->name))) {
@@ -344,7 +375,8 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
     s->opaque = o;
     s->cap_opaque = cap;
   }
-  if ((rc = q7__batch_add(&s->b, m, ts)))
+  p->last = s;
+  if ((rc = q7__batch_add_sized(&s->b, m, ts, size, hlen)))
     goto unlock;
   s->opaque[s->b.count - 1] = m->opaque;
   p->inflight++;
@@ -352,14 +384,12 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
     s->deadline = q7__mono_ms() + p->linger;
     pthread_cond_signal(&p->cv_work);
   }
-  if ((int64_t)s->b.buf.len >= p->batch_size) {
-    if (!m->key && m->partition == Q7_PARTITION_ANY)
-      m->topic->sticky++; /* Kafka's sticky partitioner moves on per batch */
+  if ((int64_t)s->b.buf.len >= p->batch_size)
     commit_slot(p, s);
-  }
 unlock:
   pthread_mutex_unlock(&p->mu);
-  serve_reports(p);
+  if (atomic_load_explicit(&p->n_reps, memory_order_relaxed))
+    serve_reports(p);
   return rc;
 }
 
@@ -372,7 +402,8 @@ q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64
   int rc;
   if (!p)
     return q7__err(Q7_EINVAL, "q7_producer_send_sync: producer is NULL");
-  if ((rc = prepare(p, m, &part, &ts, false)))
+  size_t size, hlen;
+  if ((rc = prepare(p, m, &part, &ts, false, &size, &hlen)))
     return rc;
   if ((rc = q7__topic_pe(m->topic, part, &pe)))
     return rc;
@@ -383,7 +414,7 @@ q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64
     commit_slot(p, s);
   pthread_mutex_unlock(&p->mu);
   p->scratch.len = 0;
-  if ((rc = q7__record_append(&p->scratch, m, ts)))
+  if ((rc = q7__record_append_sized(&p->scratch, m, ts, size, hlen)))
     return rc;
   for (int64_t attempt = 0;; attempt++) {
     rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, &off);
@@ -435,7 +466,7 @@ q7_producer_flush(q7_producer *p, int timeout_ms)
   for (bool again = true; again;) {
     again = false;
     for (slot *s = p->slots; s; s = s->next) {
-      if (s->b.count && !s->busy) {
+      if (s->b.count) { /* commit_slot first waits out a commit under way */
         commit_slot(p, s);
         again = true;
         break;

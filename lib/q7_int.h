@@ -54,7 +54,7 @@ enum q7__key {
   Q7K_ACKS, Q7K_LINGER_MS, Q7K_BATCH_SIZE, Q7K_PARTITIONER, Q7K_RETRIES,
   /* consumer */
   Q7K_AUTO_OFFSET_RESET, Q7K_ENABLE_AUTO_COMMIT, Q7K_AUTO_COMMIT_MS,
-  Q7K_MAX_POLL_RECORDS, Q7K_SESSION_TIMEOUT_MS, Q7K_ASSIGNMENT_STRATEGY,
+  Q7K_MAX_POLL_RECORDS, Q7K_SESSION_TIMEOUT_MS, Q7K_HEARTBEAT_MS, Q7K_ASSIGNMENT_STRATEGY,
   Q7K__COUNT
 };
 
@@ -66,6 +66,8 @@ struct q7_conf {
   void *clock_arg;
   void (*dr_cb)(const q7_delivery *d, void *arg);
   void *dr_arg;
+  q7_rebalance_cb *rb_cb;
+  void *rb_arg;
 };
 
 /* Value of key @k (default if unset or conf NULL); never NULL. */
@@ -143,6 +145,9 @@ Q7__HIDDEN size_t q7__record_payload(const q7_msg *m);
 Q7__HIDDEN int q7__record_check(const q7_msg *m);
 /* Append @m (stamped @ts) to @b. */
 Q7__HIDDEN int q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts);
+/* The same with the sizes q7__record_size gave. */
+Q7__HIDDEN int q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n,
+                                       size_t headers_len);
 
 /* A batch being built: header space reserved at the front of buf. */
 typedef struct q7__batch {
@@ -154,8 +159,12 @@ typedef struct q7__batch {
 Q7__HIDDEN int q7__batch_init(q7__batch *b);
 Q7__HIDDEN void q7__batch_reset(q7__batch *b);
 Q7__HIDDEN void q7__batch_free(q7__batch *b);
-/* Append one encoded record (from q7__record_append into a scratch buf). */
+/* Encode @m into the batch (q7__batch_add_sized: with @n and @hlen as
+ * q7__record_size gave them). */
 Q7__HIDDEN int q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts);
+Q7__HIDDEN int q7__batch_add_sized(q7__batch *b, const q7_msg *m, int64_t ts, size_t n,
+                                   size_t hlen);
+/* Append one record already encoded (by q7__record_append). */
 Q7__HIDDEN int q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts);
 /* Write the header and CRC; the batch is then buf.data[0 .. buf.len). */
 Q7__HIDDEN void q7__batch_seal(q7__batch *b);
@@ -287,8 +296,6 @@ Q7__HIDDEN int q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw);
 
 /* -------------------------------------------------------------- store.c */
 
-struct q7__group;
-
 struct q7 {
   char *dir;
   q7_conf *conf;
@@ -296,13 +303,12 @@ struct q7 {
   int64_t max_bytes;              /* 0: unlimited */
   int lag_window;
   MDB_env *meta;
-  MDB_dbi dbi_info, dbi_topics, dbi_offsets;
+  MDB_dbi dbi_info, dbi_topics, dbi_offsets, dbi_groups;
   q7__notify notify;
-  pthread_mutex_t lock;           /* parts, groups, handle counts */
+  pthread_mutex_t lock;           /* parts, handle counts */
   q7__pe *parts;                  /* open partition environments */
   int idle, idle_max;             /* unused ones kept open, and how many */
   uint64_t use_clock;
-  struct q7__group *groups;
   int live_handles;               /* topics, producers, consumers */
   struct q7_topic *topics_open;   /* open topic handles, under lock */
   /* background retention */
@@ -353,7 +359,8 @@ struct q7_topic {
   int32_t count;
   int64_t max_message;            /* message.max.bytes */
   struct q7_partition *parts;
-  int32_t sticky;                 /* keyless partitioner state */
+  int32_t sticky;                 /* keyless records: the sticky partition */
+  bool sticky_used;               /* a record went there since it was picked */
 };
 
 /* The partition's env, opening it on first use. */
@@ -380,8 +387,9 @@ typedef struct q7__commit_req {
   q7__pe *pe;                     /* to read the high watermark */
 } q7__commit_req;
 
-Q7__HIDDEN int q7__offsets_commit(struct q7 *q, const char *group, const q7__commit_req *r,
-                                  size_t n);
+/* @member non-zero: a subscribed member, which must own each partition. */
+Q7__HIDDEN int q7__offsets_commit(struct q7 *q, const char *group, uint64_t member,
+                                  const q7__commit_req *r, size_t n);
 Q7__HIDDEN int q7__offsets_get(struct q7 *q, MDB_txn *txn, const char *group,
                                const char *topic, int32_t partition, int64_t *next);
 /* A decoded key of the offsets table; strings point into the key. */
@@ -403,12 +411,17 @@ Q7__HIDDEN int q7__group_check(const char *group);
 /* -------------------------------------------------------------- group.c */
 
 struct q7_consumer;
-/* In-process membership of subscribed consumers. */
+/* Membership in the store, shared by every process. */
 Q7__HIDDEN int q7__group_join(struct q7_consumer *c);
 Q7__HIDDEN void q7__group_leave(struct q7_consumer *c);
-/* Reconcile @c's assignment with its group's; called by poll. */
+/* Heartbeat and reconcile @c's assignment with its group's; from poll. */
 Q7__HIDDEN int q7__group_sync(struct q7_consumer *c);
-Q7__HIDDEN void q7__group_free_all(struct q7 *q);
+/* Drop the membership records of @group (topic NULL) or of every group on
+ * @topic (group NULL) inside a meta write txn; returns how many, or < 0. */
+Q7__HIDDEN int q7__group_drop(struct q7 *q, MDB_txn *txn, const char *group, const char *topic);
+/* Q7_ESTATE unless @member owns the partition now (inside @txn). */
+Q7__HIDDEN int q7__group_owns(struct q7 *q, MDB_txn *txn, const char *group, const char *topic,
+                              int32_t partition, uint64_t member);
 
 /* ----------------------------------------------------------- consumer.c */
 
@@ -431,12 +444,14 @@ struct q7_consumer {
   int strategy;                   /* 0 range, 1 roundrobin */
   q7__assign *as;
   size_t n_as, cap_as, rr;
-  /* subscription */
+  /* subscription (sub_topic non-NULL) */
   char *sub_topic;
-  struct q7__group *grp;
+  bool joined;
   uint64_t member_id;
-  uint64_t generation;
-  struct q7_consumer *grp_next;
+  uint64_t generation;            /* of the group when last fully synced */
+  int64_t session_timeout, hb_interval, last_hb;
+  q7_rebalance_cb *rebalance_cb;
+  void *rebalance_arg;
 };
 
 Q7__HIDDEN int q7__consumer_take(struct q7_consumer *c, struct q7_topic *t, int32_t partition,

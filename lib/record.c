@@ -4,6 +4,22 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
+/* Little-endian fields; on little-endian hosts one unaligned move each. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline void
+put32(unsigned char *p, uint32_t v)
+{
+  memcpy(p, &v, 4);
+}
+
+static inline uint32_t
+get32(const unsigned char *p)
+{
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+#else
 static inline void
 put32(unsigned char *p, uint32_t v)
 {
@@ -18,6 +34,7 @@ get32(const unsigned char *p)
 {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+#endif
 
 static inline void
 put64(unsigned char *p, uint64_t v)
@@ -129,6 +146,12 @@ q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts)
   size_t hlen, n = q7__record_size(m, &hlen);
   if (!n)
     return q7__err(Q7_ETOOBIG, "record: larger than 4 GiB");
+  return q7__record_append_sized(b, m, ts, n, hlen);
+}
+
+int
+q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
+{
   int rc = q7__buf_reserve(b, n);
   if (rc)
     return rc;
@@ -200,7 +223,16 @@ batch_note(q7__batch *b, int64_t ts)
 int
 q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts)
 {
-  int rc = q7__record_append(&b->buf, m, ts);
+  size_t hlen, n = q7__record_size(m, &hlen);
+  if (!n)
+    return q7__err(Q7_ETOOBIG, "record: larger than 4 GiB");
+  return q7__batch_add_sized(b, m, ts, n, hlen);
+}
+
+int
+q7__batch_add_sized(q7__batch *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
+{
+  int rc = q7__record_append_sized(&b->buf, m, ts, n, hlen);
   if (!rc)
     batch_note(b, ts);
   return rc;

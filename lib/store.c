@@ -240,7 +240,8 @@ meta_open(q7 *q)
     return rc;
   if ((rc = mdb_dbi_open(txn, "info", MDB_CREATE, &q->dbi_info)) ||
       (rc = mdb_dbi_open(txn, "topics", MDB_CREATE, &q->dbi_topics)) ||
-      (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &q->dbi_offsets))) {
+      (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &q->dbi_offsets)) ||
+      (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &q->dbi_groups))) {
     rc = q7__mdb_err(rc, "open metadata tables");
     goto fail;
   }
@@ -367,7 +368,6 @@ q7_close(q7 *q)
     return q7__err(Q7_EBUSY, "q7_close: %d topic, producer or consumer handles are still open",
                    live);
   q7__retention_stop(q);
-  q7__group_free_all(q);
   while (q->parts) {
     q7__pe *pe = q->parts;
     q->parts = pe->next;

@@ -222,7 +222,7 @@ q7_topic_delete(q7 *q, const char *name)
     rc = q7__mdb_err(rc, "delete topic");
     goto fail;
   }
-  if ((rc = q7__offsets_drop_topic(q, txn, name)))
+  if ((rc = q7__offsets_drop_topic(q, txn, name)) || (rc = q7__group_drop(q, txn, NULL, name)) < 0)
     goto fail;
   /* Tell other processes' handles, then move the files out of the way. */
   for (int32_t i = 0; i < m.partitions; i++) {
