@@ -100,6 +100,13 @@ $(B)/bench/%: bench/%.c $(B)/$(SONAME)
 # BENCH_ARGS=--quick for small sizes; results in $(B)/bench/results.csv.
 deps-bench:
 	@sh tests/deps.sh $(DEPS_BENCH)
+# The core tests under valgrind (memcheck): slow, minutes.
+VALGRIND_TESTS = conf record partitioner topic store producer consumer retention
+check-valgrind: deps-check
+	@sh tests/deps.sh valgrind
+	$(MAKE) build
+	sh tests/valgrind.sh $(B) $(VALGRIND_TESTS:%=$(B)/tests/test_%)
+
 bench: deps-bench
 	$(MAKE) all $(BENCHES)
 	$(B)/bench/bench --dir $(BENCH_DIR) -o $(B)/bench/results.csv $(BENCH_ARGS)
@@ -134,6 +141,6 @@ uninstall:
 clean:
 	rm -rf $(B) q7-demo
 
-.PHONY: all build check demo bench install uninstall clean deps-build deps-check deps-bench
+.PHONY: all build check check-valgrind demo bench install uninstall clean deps-build deps-check deps-bench
 
 -include $(OBJS:.o=.d)

@@ -166,8 +166,11 @@ typedef struct q7 q7;
  * directory once (LMDB's rule) and share the handle between threads.
  * @conf: store keys, may be NULL; copied.
  * @out:  on success a handle owned by the caller (q7_close()).
+ * A directory that exists, holds other files and no store is refused
+ * (Q7_EEXIST) rather than made into a store.
  * Returns Q7_OK, Q7_EINVAL (NULL, bad conf), Q7_EIO (cannot create or read
- * @dir, @dir is a file), Q7_EFULL (no space to create it), Q7_ECORRUPT
+ * @dir, @dir is a file), Q7_EEXIST (a non-empty directory that is not a
+ * store), Q7_EFULL (no space to create it), Q7_ECORRUPT
  * (files that are not a libq7 store, truncated files, metadata missing
  * beside existing topics), Q7_EVERSION (a newer format), Q7_EREPLICA
  * (replica.dirs set: mirrors are not in this release), Q7_ENOMEM.
@@ -510,15 +513,19 @@ Q7_API int q7_consumer_seek(q7_consumer *c, const char *topic, int32_t partition
 Q7_API int q7_consumer_position(q7_consumer *c, const char *topic, int32_t partition,
                                 int64_t *next);
 
-/* q7_consumer_commit - commit the position of every assigned partition.
- * Returns Q7_OK, Q7_ESTATE (no group), Q7_EIO, Q7_EFULL.
+/* q7_consumer_commit - commit the position of every assigned partition, in
+ * one transaction.
+ * Returns Q7_OK, Q7_ESTATE (no group, or ownership as for
+ * q7_consumer_commit_offset: nothing is committed then), Q7_EIO, Q7_EFULL.
  * Thread safety: handle-owned. */
 Q7_API int q7_consumer_commit(q7_consumer *c);
 
 /* q7_consumer_commit_offset - commit @next (the next offset to read, as in
  * Kafka) for one partition.  Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such
  * topic or partition), Q7_ERANGE (@next above the high watermark), Q7_ESTATE
- * (no group), Q7_EIO, Q7_EFULL.   Thread safety: handle-owned. */
+ * (no group; a subscribed member that does not own the partition now; a
+ * consumer outside the membership on a partition a live member owns),
+ * Q7_EIO, Q7_EFULL.   Thread safety: handle-owned. */
 Q7_API int q7_consumer_commit_offset(q7_consumer *c, const char *topic,
                                      int32_t partition, int64_t next);
 

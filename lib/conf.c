@@ -337,8 +337,11 @@ q7__conf_load(q7_conf *c, const char *text, size_t len)
     memcpy(value, eq + 1, vl);
     value[vl] = 0;
     int rc = q7_conf_set(c, name, value);
-    if (rc == Q7_EINVAL)
-      return q7__err(Q7_ECORRUPT, "topic config: %s", q7_last_error());
+    if (rc == Q7_EINVAL) {
+      char why[512]; /* q7__err writes the buffer q7_last_error() reads */
+      snprintf(why, sizeof why, "%s", q7_last_error());
+      return q7__err(Q7_ECORRUPT, "topic config: %s", why);
+    }
     if (rc)
       return rc;
     p = nl + 1;

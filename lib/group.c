@@ -309,6 +309,26 @@ q7__group_owns(q7 *q, MDB_txn *txn, const char *group, const char *topic, int32_
   return Q7_OK;
 }
 
+int
+q7__group_owner(q7 *q, MDB_txn *txn, const char *group, const char *topic, int32_t partition,
+                uint64_t *owner)
+{
+  gstate g;
+  int32_t parts;
+  int rc;
+  *owner = 0;
+  if ((rc = topic_partitions(q, txn, topic, &parts)) ||
+      (rc = gs_load(q, txn, group, topic, parts, &g)))
+    return rc;
+  if (partition < g.partitions && g.owner[partition]) {
+    gmember *m = gs_find(&g, g.owner[partition]);
+    if (m && !member_dead(m, wall_ms()))
+      *owner = m->id;
+  }
+  gs_free(&g);
+  return Q7_OK;
+}
+
 static void
 callback(q7_consumer *c, int event, const int32_t *parts, size_t n)
 {

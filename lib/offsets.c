@@ -128,6 +128,16 @@ q7__offsets_commit(q7 *q, const char *group, uint64_t member, const q7__commit_r
    * rebalanced away cannot move the group's offsets. */
   for (size_t i = 0; i < n && !rc && member; i++)
     rc = q7__group_owns(q, txn, group, r[i].topic, r[i].partition, member);
+  /* A consumer outside the group's membership (manual assignment) may not
+   * move a partition a live member owns, as Kafka refuses it too. */
+  for (size_t i = 0; i < n && !rc && !member; i++) {
+    uint64_t owner;
+    if (!(rc = q7__group_owner(q, txn, group, r[i].topic, r[i].partition, &owner)) && owner)
+      rc = q7__err(Q7_ESTATE,
+                   "group \"%s\": topic %s partition %d is owned by member %" PRIu64
+                   "; a consumer outside the membership cannot commit it",
+                   group, r[i].topic, (int)r[i].partition, owner);
+  }
   for (size_t i = 0; i < n && !rc; i++)
     rc = commit_one(q, txn, group, &r[i], now, hw[i]);
   free(hw);

@@ -419,6 +419,9 @@ Q7__HIDDEN int q7__group_sync(struct q7_consumer *c);
 /* Drop the membership records of @group (topic NULL) or of every group on
  * @topic (group NULL) inside a meta write txn; returns how many, or < 0. */
 Q7__HIDDEN int q7__group_drop(struct q7 *q, MDB_txn *txn, const char *group, const char *topic);
+/* The live member owning a partition now, 0 if none (inside @txn). */
+Q7__HIDDEN int q7__group_owner(struct q7 *q, MDB_txn *txn, const char *group, const char *topic,
+                               int32_t partition, uint64_t *owner);
 /* Q7_ESTATE unless @member owns the partition now (inside @txn). */
 Q7__HIDDEN int q7__group_owns(struct q7 *q, MDB_txn *txn, const char *group, const char *topic,
                               int32_t partition, uint64_t member);

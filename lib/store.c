@@ -167,6 +167,36 @@ ensure_dir(const char *path)
   return Q7_OK;
 }
 
+/* A directory holding other files and no store is not made into one: a
+ * mistyped path must not litter someone's folder. */
+static int
+check_not_foreign(const char *dir)
+{
+  char path[4096];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/meta", dir);
+  if (stat(path, &st) == 0)
+    return Q7_OK;
+  DIR *d = opendir(dir);
+  if (!d)
+    return q7__err(Q7_EIO, "cannot read directory %s: %s", dir, strerror(errno));
+  struct dirent *e;
+  const char *foreign = NULL;
+  while (!foreign && (e = readdir(d))) {
+    const char *n = e->d_name;
+    if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "topics") && strcmp(n, "notify") &&
+        strcmp(n, "trash"))
+      foreign = n;
+  }
+  int rc = Q7_OK;
+  if (foreign)
+    rc = q7__err(Q7_EEXIST,
+                 "%s holds other files (\"%.100s\") and no libq7 store; refusing to create "
+                 "a store there", dir, foreign);
+  closedir(d);
+  return rc;
+}
+
 static bool
 dir_empty(const char *dir, const char *sub)
 {
@@ -330,6 +360,8 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     goto fail;
   }
   if ((rc = ensure_dir(dir)))
+    goto fail;
+  if ((rc = check_not_foreign(dir)))
     goto fail;
   char path[4096];
   snprintf(path, sizeof path, "%s/topics", dir);

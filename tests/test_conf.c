@@ -80,6 +80,7 @@ static const struct {
   { "auto.commit.interval.ms", "5000" },
   { "max.poll.records", "500" },
   { "session.timeout.ms", "45000" },
+  { "heartbeat.interval.ms", "3000" },
   { "partition.assignment.strategy", "range" },
 };
 #define N_DEFAULTS (sizeof defaults / sizeof defaults[0])
