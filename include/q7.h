@@ -128,7 +128,7 @@ Q7_API q7_conf *q7_conf_new(void);
 /* q7_conf_destroy - free a conf.  NULL is a no-op.   Thread safety: handle-owned. */
 Q7_API void q7_conf_destroy(q7_conf *conf);
 
-/* q7_conf_dup - a copy of @conf (with its clock and delivery callback).
+/* q7_conf_dup - a copy of @conf (with its clock and callbacks).
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOMEM.   Thread safety: handle-owned. */
 Q7_API int q7_conf_dup(const q7_conf *conf, q7_conf **out);
 
@@ -151,8 +151,10 @@ Q7_API int q7_conf_get(const q7_conf *conf, const char *name, char *buf, size_t 
  * default record timestamps, commit times, retention and lag "now".
  * @now_ms returns epoch milliseconds; called from any thread that uses the
  * store, so it must be thread-safe.  NULL restores the wall clock.
- * Durations (linger.ms, auto.commit.interval.ms, session.timeout.ms) run on
- * the monotonic clock regardless.   Thread safety: handle-owned. */
+ * Durations (linger.ms, auto.commit.interval.ms, heartbeat.interval.ms) run
+ * on the monotonic clock regardless; group member leases (session.timeout.ms)
+ * are wall-clock epoch ms, since processes compare them, and ignore this
+ * clock too.   Thread safety: handle-owned. */
 Q7_API void q7_conf_set_clock(q7_conf *conf, int64_t (*now_ms)(void *arg), void *arg);
 
 /* ===================================================================== */
@@ -457,7 +459,8 @@ Q7_API int q7_consumer_close(q7_consumer *c);
  * Q7_EIO.   Thread safety: handle-owned. */
 Q7_API int q7_consumer_subscribe(q7_consumer *c, const char *topic);
 
-/* Rebalance events, delivered inside q7_consumer_poll (and close) in the
+/* Rebalance events, delivered inside q7_consumer_poll, q7_consumer_close
+ * and q7_consumer_assignment (when it catches up with the group) in the
  * caller's thread, as Kafka's ConsumerRebalanceListener: REVOKED before a
  * partition is given up (the application may still commit it), ASSIGNED
  * after new partitions were taken, LOST when this member had expired and
@@ -647,8 +650,9 @@ typedef struct q7_group_report {
  * @now_ms:     used as given (Burrow truncates to whole seconds).
  * @allowed_lag: Burrow's allowed-lag (0 by default there).
  * @status, @complete: out.  @n 0 gives OK with complete 0.
- * Returns Q7_OK, Q7_EINVAL (NULL out-pointers, NULL window with @n > 0,
- * @intervals 0, negative @current_lag).   Thread safety: any thread. */
+ * Returns Q7_OK, Q7_EINVAL (NULL out-pointers, NULL window with @n > 0 or
+ * NULL samples with @n_hw > 0, @intervals 0, negative @current_lag).
+ * Thread safety: any thread. */
 Q7_API int q7_evaluate_partition(const q7_commit *window, size_t n, size_t intervals,
                                  const int64_t *hw_samples, size_t n_hw,
                                  int64_t current_lag, int64_t now_ms, int64_t allowed_lag,
@@ -678,13 +682,13 @@ Q7_API const char *q7_status_name(int status);
 /* q7_commit_history - the window of commits of @group on one partition,
  * oldest first, into @out (up to @max; the count is returned and may exceed
  * @max).  @intervals, if not NULL, receives lag.window.
- * Returns the count, Q7_EINVAL, Q7_ENOENT (no topic or partition).
- * Thread safety: store-shared.   Since: 0.1 (extension). */
+ * Returns the count, Q7_EINVAL, Q7_ENOENT (no topic or partition), Q7_EIO,
+ * Q7_ECORRUPT.   Thread safety: store-shared.   Since: 0.1 (extension). */
 Q7_API int q7_commit_history(q7 *q, const char *group, const char *topic, int32_t partition,
                              q7_commit *out, size_t max, size_t *intervals);
 
-/* q7_group_foreach - call @fn for every group with committed offsets, in
- * name order; a non-zero return stops the walk and is returned.  @group is
+/* q7_group_foreach - call @fn for every group with committed offsets or
+ * members, in name order; a non-zero return stops the walk and is returned.  @group is
  * valid during the call only.  Returns Q7_OK, @fn's value, Q7_EINVAL, Q7_EIO.
  * Thread safety: store-shared.   Since: 0.1 (extension). */
 Q7_API int q7_group_foreach(q7 *q, int (*fn)(const char *group, void *arg), void *arg);
@@ -709,7 +713,8 @@ typedef struct q7_member {
 Q7_API int q7_group_members(q7 *q, const char *group,
                             int (*fn)(const q7_member *m, void *arg), void *arg);
 
-/* q7_group_delete - forget @group: its committed offsets and history.
+/* q7_group_delete - forget @group: its committed offsets, their history and
+ * its membership (members still running rejoin at their next poll).
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such group), Q7_EIO.
  * Thread safety: store-shared.   Since: 0.1 (extension). */
 Q7_API int q7_group_delete(q7 *q, const char *group);
