@@ -174,8 +174,10 @@ typedef struct q7 q7;
  * @dir, @dir is a file), Q7_EEXIST (a non-empty directory that is not a
  * store), Q7_EFULL (no space to create it), Q7_ECORRUPT
  * (files that are not a libq7 store, truncated files, metadata missing
- * beside existing topics), Q7_EVERSION (a newer format), Q7_EREPLICA
- * (replica.dirs set: mirrors are not in this release), Q7_ENOMEM.
+ * beside existing topics), Q7_EVERSION (a newer format), Q7_EINVAL
+ * (replica.dirs naming the store itself or over 16 mirrors), Q7_ENOMEM.
+ * A mirror that cannot be opened does not fail the open: it starts out of
+ * sync (see q7_replica_status, q7_replica_resync).
  * Thread safety: any thread. */
 Q7_API int q7_open(q7 **out, const char *dir, const q7_conf *conf);
 
@@ -459,9 +461,8 @@ Q7_API int q7_consumer_close(q7_consumer *c);
  * Q7_EIO.   Thread safety: handle-owned. */
 Q7_API int q7_consumer_subscribe(q7_consumer *c, const char *topic);
 
-/* Rebalance events, delivered inside q7_consumer_poll, q7_consumer_close
- * and q7_consumer_assignment (when it catches up with the group) in the
- * caller's thread, as Kafka's ConsumerRebalanceListener: REVOKED before a
+/* Rebalance events, delivered inside q7_consumer_poll and q7_consumer_close
+ * in the caller's thread, as Kafka's ConsumerRebalanceListener: REVOKED before a
  * partition is given up (the application may still commit it), ASSIGNED
  * after new partitions were taken, LOST when this member had expired and
  * its partitions already belong to others (its commits are refused). */
@@ -534,10 +535,10 @@ Q7_API int q7_consumer_commit_offset(q7_consumer *c, const char *topic,
 
 /* q7_consumer_assignment - the partitions @c reads now, into @topics and
  * @partitions (arrays of @max), returning how many there are (may exceed
- * @max).  Topic names are owned by @c and valid until its next call.  A
- * subscribed consumer first catches up with its group.  Returns the count,
- * Q7_EINVAL (NULL @c, NULL arrays with @max > 0), or an error of that
- * catching up (Q7_EIO, Q7_ENOENT).   Thread safety: handle-owned.
+ * @max).  Topic names are owned by @c and valid until its next call.  For a
+ * subscribed consumer this is what its last poll took; rebalances happen
+ * only in poll.  Returns the count, Q7_EINVAL (NULL @c, NULL arrays with
+ * @max > 0).   Thread safety: handle-owned.
  * Since: 0.1 (extension). */
 Q7_API int q7_consumer_assignment(q7_consumer *c, const char **topics,
                                   int32_t *partitions, size_t max);
@@ -718,6 +719,57 @@ Q7_API int q7_group_members(q7 *q, const char *group,
  * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such group), Q7_EIO.
  * Thread safety: store-shared.   Since: 0.1 (extension). */
 Q7_API int q7_group_delete(q7 *q, const char *group);
+
+/* ===================================================================== */
+/*  Replicas (mirror directories, like brokers)                          */
+/* ===================================================================== */
+
+/* With the store key replica.dirs ("DIR1,DIR2,..."), the store has 1 + n
+ * replicas: replica 0, the primary (the store's own directory), and
+ * mirrors 1..n in that order, each a complete store of its own -- opened
+ * alone with q7_open it serves every record acknowledged with acks=all and
+ * the group offsets committed, at the same offsets.  A topic's
+ * replication.factor (at most 1 + n, else Q7_EREPLICA) places each
+ * partition on the primary and on replication.factor - 1 mirrors, spread
+ * deterministically (partition p of the topic with id t starts at mirror
+ * (t + p) mod n).  Topic metadata and committed offsets go to every mirror.
+ *
+ * Producer acks=all: a record is delivered only when every in-sync replica
+ * of its partition holds it and at least min.insync.replicas do (else
+ * Q7_EREPLICA; nothing is written when too few are in sync beforehand).
+ * The mirrors of a batch are written in parallel, so their fsyncs overlap.
+ * acks=1: delivered once the primary holds it; a replication thread brings
+ * the mirrors up behind.  Consumers see records only up to the high
+ * watermark, the end offset every in-sync replica holds.
+ *
+ * A mirror whose directory vanishes or is replaced drops out of the
+ * in-sync set within a second (a watchdog checks the path, since LMDB
+ * keeps writing into a deleted directory); one whose append fails (disk
+ * full, I/O error) drops out of the partition's.  q7_open and
+ * q7_replica_resync catch mirrors up. */
+
+/* q7_replica_status - the end offset of one replica of a partition and
+ * whether it is in sync.  @replica 0 is the primary.  Either out-pointer
+ * may be NULL.  Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such topic,
+ * partition or replica, or the replica holds no copy of the partition),
+ * Q7_EIO.   Thread safety: store-shared. */
+Q7_API int q7_replica_status(q7 *q, const char *topic, int32_t partition, int replica,
+                             int64_t *end_offset, int *in_sync);
+
+/* q7_replica_verify - compare mirror @replica's copy of a partition with
+ * the primary's, record by record (offset, timestamp, key, value, headers),
+ * up to the high watermark.  Returns Q7_OK when identical, Q7_ECORRUPT
+ * naming the first differing offset, Q7_EINVAL, Q7_ENOENT (as
+ * q7_replica_status).   Thread safety: store-shared. */
+Q7_API int q7_replica_verify(q7 *q, const char *topic, int32_t partition, int replica);
+
+/* q7_replica_resync - catch mirror @replica (1..n) up: re-create its
+ * directory if missing, copy topic metadata and committed offsets, discard
+ * what diverged from the primary, copy what is missing, and put it back in
+ * sync.  Producers wait only for the last part of each partition's copy.
+ * Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such mirror), Q7_EIO, Q7_EFULL,
+ * Q7_ECORRUPT.   Thread safety: store-shared. */
+Q7_API int q7_replica_resync(q7 *q, int replica);
 
 #ifdef __cplusplus
 }

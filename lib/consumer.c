@@ -247,8 +247,12 @@ fetch(q7_consumer *c, q7_record *out, size_t max)
     if (!rc && (a->position < ls || a->position > hw))
       rc = reset_position(c, a, ls, hw, a->position < ls ? "position is below the log start"
                                                          : "position is above the log end");
-    if (!rc && a->position < hw)
-      rc = q7__pe_read(a->pe, txn, a->position, out + n, max - n);
+    if (!rc && a->position < hw) {
+      size_t room = max - n;
+      if ((int64_t)room > hw - a->position)
+        room = (size_t)(hw - a->position); /* never above the high watermark */
+      rc = q7__pe_read(a->pe, txn, a->position, out + n, room);
+    }
     if (rc > 0) {
       a->rtxn = txn;
       a->position += rc;
@@ -391,11 +395,8 @@ q7_consumer_assignment(q7_consumer *c, const char **topics, int32_t *partitions,
 {
   if (!c || (max && (!topics || !partitions)))
     return q7__err(Q7_EINVAL, "q7_consumer_assignment: NULL argument");
-  if (c->sub_topic) {
-    int rc = q7__group_sync(c);
-    if (rc)
-      return rc;
-  }
+  /* As Kafka's assignment(): what poll left, never a rebalance of its own
+   * (one here would hand partitions over between processing and commit). */
   for (size_t i = 0; i < c->n_as && i < max; i++) {
     topics[i] = c->as[i].t->name;
     partitions[i] = c->as[i].partition;

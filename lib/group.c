@@ -137,13 +137,34 @@ gs_store(q7 *q, MDB_txn *txn, const char *group, const char *topic, const gstate
   return Q7_OK;
 }
 
+/* Is process @pid gone?  A process killed but not yet reaped by its parent
+ * still answers kill(pid, 0): its state in /proc says zombie (Z) or dead (X).
+ * (Members in other PID namespaces cannot be told apart by pid; their
+ * leases still expire them.) */
+static bool
+process_gone(int32_t pid)
+{
+  if (kill(pid, 0) < 0)
+    return errno == ESRCH;
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *rp = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+  return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 /* A member is gone when its lease passed or its process no longer exists. */
 static bool
 member_dead(const gmember *m, int64_t now)
 {
   if (m->lease < now)
     return true;
-  return m->pid > 0 && m->pid != getpid() && kill(m->pid, 0) < 0 && errno == ESRCH;
+  return m->pid > 0 && m->pid != getpid() && process_gone(m->pid);
 }
 
 /* Expire dead members and free what they owned; true if any was. */

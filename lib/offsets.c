@@ -147,7 +147,24 @@ q7__offsets_commit(q7 *q, const char *group, uint64_t member, const q7__commit_r
   }
   if ((rc = mdb_txn_commit(txn)))
     return q7__mdb_err(rc, "commit offsets");
-  return Q7_OK;
+  if (q->n_mirrors) {
+    /* Each mirror is a complete store: it holds the group's offsets too. */
+    MDB_val *keys = calloc(n, sizeof *keys);
+    unsigned char (*kb)[KEY_MAX] = calloc(n, KEY_MAX);
+    if (!keys || !kb) {
+      free(keys);
+      free(kb);
+      return q7__err(Q7_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+      keys[i].mv_size = okey(kb[i], group, r[i].topic, r[i].partition);
+      keys[i].mv_data = kb[i];
+    }
+    rc = q7__replica_copy_offsets(q, -1, keys, n);
+    free(keys);
+    free(kb);
+  }
+  return rc;
 }
 
 int

@@ -25,6 +25,7 @@
 static void
 pe_free(q7__pe *pe)
 {
+  q7__replica_release(pe);
   if (pe->env)
     mdb_env_close(pe->env);
   pthread_rwlock_destroy(&pe->maplock);
@@ -424,7 +425,9 @@ q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *a
 
 typedef struct append_arg {
   const q7__batch *b;
+  bool acks_all;
   int64_t base;
+  q7__repl_result repl;
 } append_arg;
 
 static int
@@ -447,23 +450,33 @@ append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
   if (rc)
     return q7__mdb_err(rc, pe->path);
   a->base = e.next;
+  /* The mirrors, while this transaction holds the partition's writer lock:
+   * appends reach every replica in the same order. */
+  if (pe->q->n_mirrors)
+    return q7__replica_append(pe, a->acks_all, &k, &v, &a->repl);
   return Q7_OK;
 }
 
 int
-q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base)
+q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base)
 {
-  append_arg a = { b, -1 };
+  append_arg a = { .b = b, .acks_all = acks_all, .base = -1 };
   int rc = q7__pe_write(pe, append_fn, &a);
-  if (!rc)
-    *base = a.base;
-  return rc;
+  if (rc)
+    return rc;
+  *base = a.base;
+  if (pe->q->n_mirrors) {
+    q7__replica_after(pe, &a.repl);
+    return a.repl.rc;
+  }
+  return Q7_OK;
 }
 
 int
-q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, int64_t *offset)
+q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, bool acks_all,
+                  int64_t *offset)
 {
-  q7__gcreq me = { .rec = rec, .len = len, .ts = ts };
+  q7__gcreq me = { .rec = rec, .len = len, .ts = ts, .acks_all = acks_all };
   pthread_mutex_lock(&pe->gc_mu);
   *pe->gc_tail = &me;
   pe->gc_tail = &me.next;
@@ -481,12 +494,15 @@ q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, 
 
     q7__batch b;
     int64_t base = -1;
+    bool all = false;
     int rc = q7__batch_init(&b);
-    for (q7__gcreq *r = list; r && !rc; r = r->next)
+    for (q7__gcreq *r = list; r && !rc; r = r->next) {
       rc = q7__batch_add_raw(&b, r->rec, r->len, r->ts);
+      all |= r->acks_all;
+    }
     if (!rc) {
       q7__batch_seal(&b);
-      rc = q7__pe_append(pe, &b, &base);
+      rc = q7__pe_append(pe, &b, all, &base);
     }
     q7__batch_free(&b);
 
@@ -552,7 +568,14 @@ int
 q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw)
 {
   int rc = check_deleted(pe, txn);
-  return rc ? rc : pe_ends(pe, txn, log_start, hw);
+  if (!rc)
+    rc = pe_ends(pe, txn, log_start, hw);
+  /* Consumers see only what every in-sync replica holds. */
+  if (!rc && pe->q->n_mirrors)
+    rc = q7__replica_hw(pe, hw);
+  if (!rc && *hw < *log_start)
+    *hw = *log_start;
+  return rc;
 }
 
 int

@@ -41,6 +41,7 @@ struct q7_producer {
   void *cb_arg;
   int64_t linger, batch_size, retries;
   int partitioner;                /* 0 murmur2_random, 1 murmur2, 2 random */
+  bool acks_all;
   uint64_t rng;
   pthread_mutex_t mu;
   pthread_cond_t cv_work, cv_done;
@@ -130,7 +131,7 @@ commit_slot(q7_producer *p, slot *s)
   if (!rc) {
     q7__batch_seal(&b);
     for (int64_t attempt = 0;; attempt++) {
-      rc = q7__pe_append(s->pe, &b, &base);
+      rc = q7__pe_append(s->pe, &b, p->acks_all, &base);
       if (rc != Q7_EBUSY || attempt >= p->retries)
         break;
       struct timespec d = { 0, 1000000L << (attempt < 6 ? attempt : 6) };
@@ -226,6 +227,7 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   p->batch_size = q7__conf_int(conf, Q7K_BATCH_SIZE);
   p->retries = q7__conf_int(conf, Q7K_RETRIES);
   p->partitioner = q7__conf_choice(conf, Q7K_PARTITIONER);
+  p->acks_all = q7__conf_choice(conf, Q7K_ACKS) <= 1; /* "all" or "-1" */
   p->rng = (uint64_t)q7__mono_ms() * 0x9e3779b97f4a7c15ull | 1;
   pthread_mutex_init(&p->mu, NULL);
   cond_init_mono(&p->cv_work);
@@ -417,7 +419,7 @@ q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64
   if ((rc = q7__record_append_sized(&p->scratch, m, ts, size, hlen)))
     return rc;
   for (int64_t attempt = 0;; attempt++) {
-    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, &off);
+    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, p->acks_all, &off);
     if (rc != Q7_EBUSY || attempt >= p->retries)
       break;
     struct timespec d = { 0, 1000000L << (attempt < 6 ? attempt : 6) };

@@ -15,6 +15,7 @@
 #endif
 
 #include <lmdb.h>
+#include <sys/types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,6 +31,9 @@
 #define Q7__FORMAT 1u
 
 #define Q7__MAX_PARTITIONS 10000
+#define Q7__MAX_MIRRORS 16
+/* A write function's answer: abort the transaction, report success. */
+#define Q7_ABORT_OK 1
 #define Q7__MAX_GROUP_LEN 255
 
 /* ---------------------------------------------------------------- err.c */
@@ -228,6 +232,7 @@ typedef struct q7__gcreq {
   const unsigned char *rec;       /* an encoded record */
   size_t len;
   int64_t ts;
+  bool acks_all;
   int64_t offset;
   int rc;
   bool done;
@@ -250,6 +255,12 @@ typedef struct q7__pe {
   pthread_cond_t gc_cv;
   q7__gcreq *gc_head, **gc_tail;
   bool gc_leader;
+  /* replication (replica.c); set once by q7__replica_load */
+  bool repl_loaded;
+  int rf, n_rep;
+  int rep[Q7__MAX_MIRRORS];       /* mirror indexes holding a copy */
+  struct q7__pe *mpe[Q7__MAX_MIRRORS]; /* their environments, opened on use */
+  int64_t min_isr_now;
 } q7__pe;
 
 Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,
@@ -265,11 +276,12 @@ Q7__HIDDEN int q7__pe_mark_deleted(q7__pe *pe);
  * MDB_MAP_FULL untranslated so that the map grows and @fn runs again. */
 Q7__HIDDEN int q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg),
                             void *arg);
-/* Append a sealed batch; *base receives its first offset. */
-Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, int64_t *base);
+/* Append a sealed batch; *base receives its first offset (set also when
+ * the result is Q7_EREPLICA after the primary committed). */
+Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base);
 /* Group commit of one encoded record (send_sync). */
 Q7__HIDDEN int q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts,
-                                 int64_t *offset);
+                                 bool acks_all, int64_t *offset);
 /* Start / end a read: takes the map lock (shared) and a read txn. */
 Q7__HIDDEN int q7__pe_read_begin(q7__pe *pe, MDB_txn **txn);
 Q7__HIDDEN void q7__pe_read_end(q7__pe *pe, MDB_txn *txn);
@@ -294,6 +306,46 @@ Q7__HIDDEN int q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val 
 /* Offsets without a caller-held txn. */
 Q7__HIDDEN int q7__pe_offsets_now(q7__pe *pe, int64_t *log_start, int64_t *hw);
 
+/* ------------------------------------------------------------ replica.c */
+
+/* A mirror directory: a complete store opened inside this one. */
+struct q7__mjob;
+typedef struct q7__mirror {
+  char *dir;
+  struct q7 *store;               /* NULL while it cannot be opened */
+  dev_t dev;
+  ino_t ino;                      /* the directory's identity at open */
+  _Atomic int down;               /* path gone or replaced */
+  pthread_t worker;               /* appends to this mirror */
+  bool worker_on, stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct q7__mjob *head, **tail;
+} q7__mirror;
+
+/* What an append did to the mirrors, acted on once the primary committed. */
+typedef struct q7__repl_result {
+  int rc;                         /* Q7_EREPLICA: too few replicas hold it */
+  uint64_t failed;                /* mirrors that fell out of sync */
+  bool wake;                      /* acks=1: the replication thread follows */
+} q7__repl_result;
+
+Q7__HIDDEN int q7__replica_open(struct q7 *q);
+Q7__HIDDEN void q7__replica_close(struct q7 *q);
+Q7__HIDDEN int q7__replica_load(q7__pe *pe);
+/* Inside the primary's write txn, after the batch was put there. */
+Q7__HIDDEN int q7__replica_append(q7__pe *pe, bool acks_all, const MDB_val *key,
+                                  const MDB_val *val, q7__repl_result *res);
+Q7__HIDDEN void q7__replica_after(q7__pe *pe, const q7__repl_result *res);
+/* Lower *hw to what every in-sync mirror holds. */
+Q7__HIDDEN int q7__replica_hw(q7__pe *pe, int64_t *hw);
+Q7__HIDDEN void q7__replica_release(q7__pe *pe);
+Q7__HIDDEN int q7__replica_sync_meta(struct q7 *q);
+/* Copy offsets entries (@keys, or all when NULL) to mirror @only (-1: every
+ * mirror that is up). */
+Q7__HIDDEN int q7__replica_copy_offsets(struct q7 *q, int only, const MDB_val *keys, size_t n);
+Q7__HIDDEN int q7__replica_sweep(struct q7 *q, int64_t now);
+
 /* -------------------------------------------------------------- store.c */
 
 struct q7 {
@@ -303,7 +355,7 @@ struct q7 {
   int64_t max_bytes;              /* 0: unlimited */
   int lag_window;
   MDB_env *meta;
-  MDB_dbi dbi_info, dbi_topics, dbi_offsets, dbi_groups;
+  MDB_dbi dbi_info, dbi_topics, dbi_offsets, dbi_groups, dbi_isr;
   q7__notify notify;
   pthread_mutex_t lock;           /* parts, handle counts */
   q7__pe *parts;                  /* open partition environments */
@@ -317,6 +369,13 @@ struct q7 {
   pthread_mutex_t sweep_mu;       /* one sweep at a time in this process */
   pthread_cond_t sweep_cv;
   int64_t sweep_interval;
+  /* replication */
+  q7__mirror mirrors[Q7__MAX_MIRRORS];
+  int n_mirrors;
+  bool repl_init, repl_on, watch_on, repl_stop, repl_pending;
+  pthread_t repl_thread, watch_thread;
+  pthread_mutex_t repl_mu, resync_mu;
+  pthread_cond_t repl_cv, watch_cv;
 };
 
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
@@ -327,6 +386,8 @@ Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);
 /* Meta write txn with map growth handled by the caller's retry. */
 Q7__HIDDEN int q7__meta_begin(struct q7 *q, unsigned flags, MDB_txn **txn);
 Q7__HIDDEN int q7__rm_rf(const char *path);
+/* q7_open for a mirror directory (no replica.dirs of its own). */
+Q7__HIDDEN int q7__open_mirror(struct q7 **out, const char *dir, const q7_conf *conf);
 /* Q7_ECORRUPT when an environment's file is shorter than its pages (a
  * truncated file would otherwise crash the process with SIGBUS). */
 Q7__HIDDEN int q7__env_check_size(MDB_env *env, const char *path);
@@ -341,6 +402,11 @@ typedef struct q7__tmeta {
 } q7__tmeta;
 
 Q7__HIDDEN int q7__name_check(const char *name);
+/* Create with a given topic id (a mirror copying the primary's). */
+Q7__HIDDEN int q7__topic_create_id(struct q7 *q, const char *name, int32_t partitions,
+                                   const q7_conf *conf, uint64_t id);
+/* Replace the stored config of an existing topic. */
+Q7__HIDDEN int q7__topic_put_conf(struct q7 *q, const char *name, const q7_conf *conf);
 Q7__HIDDEN int q7__tmeta_get(struct q7 *q, MDB_txn *txn, const char *name, q7__tmeta *m);
 Q7__HIDDEN void q7__tmeta_free(q7__tmeta *m);
 

@@ -223,6 +223,9 @@ q7_retention_sweep(q7 *q, int64_t now_ms, int64_t *removed)
   pthread_mutex_lock(&q->sweep_mu);
   int rc = q7_topic_foreach(q, sweep_topic, &s);
   pthread_mutex_unlock(&q->sweep_mu);
+  /* The mirrors hold the same records and configs: the same sweep. */
+  if (!rc && q->n_mirrors)
+    rc = q7__replica_sweep(q, s.now);
   if (removed)
     *removed = s.removed;
   return rc;

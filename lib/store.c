@@ -271,7 +271,8 @@ meta_open(q7 *q)
   if ((rc = mdb_dbi_open(txn, "info", MDB_CREATE, &q->dbi_info)) ||
       (rc = mdb_dbi_open(txn, "topics", MDB_CREATE, &q->dbi_topics)) ||
       (rc = mdb_dbi_open(txn, "offsets", MDB_CREATE, &q->dbi_offsets)) ||
-      (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &q->dbi_groups))) {
+      (rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &q->dbi_groups)) ||
+      (rc = mdb_dbi_open(txn, "isr", MDB_CREATE, &q->dbi_isr))) {
     rc = q7__mdb_err(rc, "open metadata tables");
     goto fail;
   }
@@ -355,10 +356,6 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
   q->idle_max = 256;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
     q->idle_max = rl.rlim_cur / 8 < 16 ? 16 : rl.rlim_cur / 8 > 2048 ? 2048 : (int)(rl.rlim_cur / 8);
-  if (*q7__conf_str(q->conf, Q7K_REPLICA_DIRS)) {
-    rc = q7__err(Q7_EREPLICA, "q7_open: replica.dirs is not supported by this release");
-    goto fail;
-  }
   if ((rc = ensure_dir(dir)))
     goto fail;
   if ((rc = check_not_foreign(dir)))
@@ -371,11 +368,25 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     goto fail;
   if ((rc = q7__notify_open(&q->notify, dir)))
     goto fail;
+  if ((rc = q7__replica_open(q)))
+    goto fail;
   if ((rc = q7__retention_start(q)))
     goto fail;
   *out = q;
   return Q7_OK;
 fail:
+  {
+    int keep = rc;
+    char why[512];
+    snprintf(why, sizeof why, "%s", q7_last_error());
+    q7__replica_close(q);
+    while (q->parts) {
+      q7__pe *pe = q->parts;
+      q->parts = pe->next;
+      q7__pe_destroy(pe);
+    }
+    rc = q7__err(keep, "%s", why);
+  }
   if (q->meta)
     mdb_env_close(q->meta);
   q7__notify_close(&q->notify);
@@ -400,6 +411,7 @@ q7_close(q7 *q)
     return q7__err(Q7_EBUSY, "q7_close: %d topic, producer or consumer handles are still open",
                    live);
   q7__retention_stop(q);
+  q7__replica_close(q);
   while (q->parts) {
     q7__pe *pe = q->parts;
     q->parts = pe->next;
@@ -414,6 +426,12 @@ q7_close(q7 *q)
   pthread_cond_destroy(&q->sweep_cv);
   free(q);
   return Q7_OK;
+}
+
+int
+q7__open_mirror(q7 **out, const char *dir, const q7_conf *conf)
+{
+  return q7_open(out, dir, conf);
 }
 
 const char *

@@ -86,7 +86,7 @@ tmeta_put(q7 *q, MDB_txn *txn, const char *name, const q7__tmeta *m)
 
 /* Topic keys must be topic keys; the rest is a mistake worth naming. */
 static int
-topic_conf_check(const q7_conf *c)
+topic_conf_check(const q7 *q, const q7_conf *c, bool check_rf)
 {
   if (!c)
     return Q7_OK;
@@ -99,10 +99,11 @@ topic_conf_check(const q7_conf *c)
       return q7__err(Q7_EINVAL, "config %s is not a topic config", q7__conf_name((enum q7__key)k));
   }
   int64_t rf = q7__conf_int(c, Q7K_REPLICATION_FACTOR), mi = q7__conf_int(c, Q7K_MIN_INSYNC);
-  if (rf > 1)
+  if (check_rf && rf > 1 + q->n_mirrors)
     return q7__err(Q7_EREPLICA,
-                   "replication.factor %" PRId64 " is larger than the store's 1 replica "
-                   "(replica.dirs is empty)", rf);
+                   "replication.factor %" PRId64 " is larger than the store's %d replicas "
+                   "(the primary and %d mirrors in replica.dirs)", rf, 1 + q->n_mirrors,
+                   q->n_mirrors);
   if (mi > rf)
     return q7__err(Q7_EINVAL, "min.insync.replicas %" PRId64 " exceeds replication.factor %" PRId64,
                    mi, rf);
@@ -111,6 +112,18 @@ topic_conf_check(const q7_conf *c)
 
 int
 q7_topic_create(q7 *q, const char *name, int32_t partitions, const q7_conf *topic_conf)
+{
+  if (!q)
+    return q7__err(Q7_EINVAL, "q7_topic_create: store is NULL");
+  int rc = q7__topic_create_id(q, name, partitions, topic_conf, 0);
+  if (!rc && q->n_mirrors)
+    rc = q7__replica_sync_meta(q);
+  return rc;
+}
+
+int
+q7__topic_create_id(q7 *q, const char *name, int32_t partitions, const q7_conf *topic_conf,
+                    uint64_t want_id)
 {
   MDB_txn *txn = NULL;
   q7__tmeta m = { 0 };
@@ -125,7 +138,9 @@ q7_topic_create(q7 *q, const char *name, int32_t partitions, const q7_conf *topi
   if (partitions < 1 || partitions > Q7__MAX_PARTITIONS)
     return q7__err(Q7_EINVAL, "topic \"%s\": partition count %d is outside [1, %d]", name,
                    (int)partitions, Q7__MAX_PARTITIONS);
-  if ((rc = topic_conf_check(topic_conf)))
+  /* The replication factor is checked where the topic is made, not where
+   * a mirror copies it. */
+  if ((rc = topic_conf_check(q, topic_conf, want_id == 0)))
     return rc;
   if ((rc = q7_conf_dup(topic_conf, &m.conf)))
     return rc;
@@ -147,7 +162,10 @@ q7_topic_create(q7 *q, const char *name, int32_t partitions, const q7_conf *topi
   MDB_val ik = { 7, (void *)"next_id" };
   if (mdb_get(txn, q->dbi_info, &ik, &v) == 0 && v.mv_size == 8)
     memcpy(&id, v.mv_data, 8);
-  uint64_t nid = id + 1;
+  uint64_t next = id;
+  if (want_id)
+    id = want_id; /* a mirror takes the primary's id */
+  uint64_t nid = id + 1 > next ? id + 1 : next;
   v.mv_size = 8;
   v.mv_data = &nid;
   if ((rc = mdb_put(txn, q->dbi_info, &ik, &v, 0))) {
@@ -180,6 +198,7 @@ q7_topic_create(q7 *q, const char *name, int32_t partitions, const q7_conf *topi
     goto fail;
   }
   q7__tmeta_free(&m);
+  q7__pe_drop_idle(q, name); /* opened before the commit: reload later */
   return Q7_OK;
 fail:
   if (txn)
@@ -251,7 +270,7 @@ q7_topic_delete(q7 *q, const char *name)
   q7__pe_drop_idle(q, name);
   q7__rm_rf(to);
   q7__tmeta_free(&m);
-  return Q7_OK;
+  return q->n_mirrors ? q7__replica_sync_meta(q) : Q7_OK;
 fail:
   if (txn)
     mdb_txn_abort(txn);
@@ -445,18 +464,52 @@ q7_topic_set(q7 *q, const char *name, const char *key, const char *value)
   int k = q7__conf_key(key, &scope);
   if (k < 0 || !(scope & Q7S_TOPIC))
     return q7__err(Q7_EINVAL, "config %s is not a topic config", key);
+  if (k == Q7K_REPLICATION_FACTOR)
+    return q7__err(Q7_EINVAL, "replication.factor of topic %s cannot be altered (replicas are "
+                   "placed when the topic is created)", name);
   if ((rc = q7__meta_begin(q, 0, &txn)))
     return rc;
   if ((rc = q7__tmeta_get(q, txn, name, &m))) {
     mdb_txn_abort(txn);
     return rc;
   }
-  if (!(rc = q7_conf_set(m.conf, key, value)) && !(rc = topic_conf_check(m.conf)) &&
+  if (!(rc = q7_conf_set(m.conf, key, value)) && !(rc = topic_conf_check(q, m.conf, false)) &&
       !(rc = tmeta_put(q, txn, name, &m))) {
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc)
       rc = q7__mdb_err(rc, "commit topic config");
+  }
+  if (txn)
+    mdb_txn_abort(txn);
+  q7__tmeta_free(&m);
+  if (!rc && q->n_mirrors)
+    rc = q7__replica_sync_meta(q);
+  return rc;
+}
+
+int
+q7__topic_put_conf(q7 *q, const char *name, const q7_conf *conf)
+{
+  MDB_txn *txn;
+  q7__tmeta m;
+  int rc;
+  if ((rc = q7__meta_begin(q, 0, &txn)))
+    return rc;
+  if ((rc = q7__tmeta_get(q, txn, name, &m))) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  q7_conf *c;
+  if ((rc = q7_conf_dup(conf, &c)) == Q7_OK) {
+    q7_conf_destroy(m.conf);
+    m.conf = c;
+    rc = tmeta_put(q, txn, name, &m);
+  }
+  if (!rc) {
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    rc = rc ? q7__mdb_err(rc, "write topic config") : Q7_OK;
   }
   if (txn)
     mdb_txn_abort(txn);
@@ -537,6 +590,8 @@ q7_partition_read(q7_partition *p, int64_t offset, q7_record *out, size_t max)
     rc = 0;
     goto out;
   }
+  if ((int64_t)max > hw - offset)
+    max = (size_t)(hw - offset); /* never above the high watermark */
   rc = q7__pe_read(p->pe, txn, offset, out, max);
   if (rc > 0) {
     p->rtxn = txn;

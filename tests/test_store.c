@@ -247,16 +247,36 @@ Test(store, open_when_meta_is_a_file_is_an_error)
   cr_assert_null(q);
 }
 
-Test(store, open_with_replica_dirs_is_ereplica)
+Test(store, replica_dirs_open_mirrors_as_complete_stores)
 {
   q7_conf *c;
   q7 *q = NULL;
   c = q7_conf_new();
   cr_assert_not_null(c, "q7_conf_new: %s", q7_last_error());
   Q7_OK_OR_FAIL(q7_conf_set(c, "replica.dirs", path_of("mirror")));
-  Q7_FAILS_WITH(Q7_EREPLICA, q7_open(&q, dir, c));
+  Q7_OK_OR_FAIL(q7_open(&q, dir, c));
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 2, NULL));
+  Q7_OK_OR_FAIL(q7_close(q));
   q7_conf_destroy(c);
+  /* The mirror is a store of its own, with the topic in it. */
+  Q7_OK_OR_FAIL(q7_open(&q, path_of("mirror"), NULL));
+  q7_topic *t;
+  Q7_OK_OR_FAIL(q7_topic_open(q, "t", &t));
+  cr_assert_eq(q7_topic_partition_count(t), 2);
+  q7_topic_close(t);
+  Q7_OK_OR_FAIL(q7_close(q));
+}
+
+Test(store, replica_dirs_naming_the_store_itself_is_einval)
+{
+  q7_conf *c = q7_conf_new();
+  q7 *q = NULL;
+  cr_assert_not_null(c);
+  Q7_OK_OR_FAIL(q7_conf_set(c, "replica.dirs", dir));
+  Q7_FAILS_WITH(Q7_EINVAL, q7_open(&q, dir, c));
+  cr_assert(strstr(q7_last_error(), "replica.dirs"), "%s", q7_last_error());
   cr_assert_null(q);
+  q7_conf_destroy(c);
 }
 
 Test(store, open_close_open_keeps_topics_and_records)
