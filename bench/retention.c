@@ -44,7 +44,7 @@ open_store(const char *dir)
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd))
     exit(1);
-  q7_conf_new(&c);
+  c = q7_conf_new();
   q7_conf_set(c, "sync", "false");
   q7_conf_set(c, "retention.check.interval.ms", "0");
   check(q7_open(&q, dir, c), "open");
@@ -61,7 +61,7 @@ produce(q7 *q, q7_topic *t, int64_t n, int64_t ts0)
   char key[16], val[100];
   memset(key, 'k', sizeof key);
   memset(val, 'v', sizeof val);
-  q7_conf_new(&pc);
+  pc = q7_conf_new();
   q7_conf_set(pc, "batch.size", "140000"); /* ~1000 records a batch */
   q7_conf_set(pc, "linger.ms", "1000");
   check(q7_producer_new(q, pc, &p), "producer");
@@ -174,7 +174,7 @@ bench_stall(const char *dir)
   q7 *q = open_store(dir);
   q7_topic *t;
   q7_conf *tc;
-  q7_conf_new(&tc);
+  tc = q7_conf_new();
   q7_conf_set(tc, "retention.ms", "1000");
   check(q7_topic_create(q, "s", 1, tc), "create");
   q7_conf_destroy(tc);
@@ -216,7 +216,7 @@ bench_space(const char *dir)
   q7 *q = open_store(dir);
   q7_topic *t;
   q7_conf *tc;
-  q7_conf_new(&tc);
+  tc = q7_conf_new();
   q7_conf_set(tc, "retention.bytes", "10485760");
   q7_conf_set(tc, "retention.ms", "-1");
   check(q7_topic_create(q, "b", 1, tc), "create");
@@ -245,7 +245,7 @@ bench_scale(const char *dir, int max_m)
   q7 *q = open_store(dir);
   q7_topic *t;
   q7_conf *tc;
-  q7_conf_new(&tc);
+  tc = q7_conf_new();
   q7_conf_set(tc, "retention.ms", "0");
   check(q7_topic_create(q, "g", 1, tc), "create");
   q7_conf_destroy(tc);

@@ -22,7 +22,7 @@ setup(void)
   q7_conf *c;
   dir = tmpdir_new();
   clock_now = 100000;
-  q7_conf_new(&c);
+  c = q7_conf_new();
   q7_conf_set(c, "sync", "false");
   q7_conf_set(c, "retention.check.interval.ms", "0");
   q7_conf_set_clock(c, fixed_clock, (void *)&clock_now);
@@ -41,7 +41,7 @@ static void
 make_topic(const char *name, const char *key, const char *value)
 {
   q7_conf *tc;
-  q7_conf_new(&tc);
+  tc = q7_conf_new();
   if (key)
     Q7_OK_OR_FAIL(q7_conf_set(tc, key, value));
   Q7_OK_OR_FAIL(q7_topic_create(q, name, 1, tc));
@@ -55,7 +55,7 @@ produce(q7_topic *t, const int64_t *ts, int n, bool batched)
 {
   q7_producer *p;
   q7_conf *pc;
-  q7_conf_new(&pc);
+  pc = q7_conf_new();
   q7_conf_set(pc, "batch.size", "67108864");
   q7_conf_set(pc, "linger.ms", "100000");
   Q7_OK_OR_FAIL(q7_producer_new(q, pc, &p));
@@ -228,7 +228,7 @@ consumer_behind(const char *reset, int want_rc, int64_t want_first)
   produce(t, ts, 10, true);
   q7_consumer *c;
   q7_conf *cc;
-  q7_conf_new(&cc);
+  cc = q7_conf_new();
   q7_conf_set(cc, "auto.offset.reset", reset);
   Q7_OK_OR_FAIL(q7_consumer_new(q, "g", cc, &c));
   q7_conf_destroy(cc);
@@ -316,14 +316,14 @@ Test(retention, background_thread_sweeps_and_stops_at_close)
   q7 *q2;
   q7_conf *c;
   char *d2 = tmpdir_new();
-  q7_conf_new(&c);
+  c = q7_conf_new();
   q7_conf_set(c, "sync", "false");
   q7_conf_set(c, "retention.check.interval.ms", "20");
   q7_conf_set_clock(c, fixed_clock, (void *)&clock_now);
   Q7_OK_OR_FAIL(q7_open(&q2, d2, c));
   q7_conf_destroy(c);
   q7_conf *tc;
-  q7_conf_new(&tc);
+  tc = q7_conf_new();
   q7_conf_set(tc, "retention.ms", "1000");
   Q7_OK_OR_FAIL(q7_topic_create(q2, "t", 1, tc));
   q7_conf_destroy(tc);
@@ -358,7 +358,7 @@ race_producer(void *arg)
 {
   q7_producer *p;
   q7_conf *pc;
-  q7_conf_new(&pc);
+  pc = q7_conf_new();
   q7_conf_set(pc, "linger.ms", "0");
   q7_producer_new(q, pc, &p);
   q7_conf_destroy(pc);
@@ -386,7 +386,7 @@ Test(retention, sweep_races_producer_and_consumer, .timeout = 120)
   pthread_create(&th, NULL, race_producer, &perr);
   q7_consumer *c;
   q7_conf *cc;
-  q7_conf_new(&cc);
+  cc = q7_conf_new();
   q7_conf_set(cc, "auto.offset.reset", "earliest");
   Q7_OK_OR_FAIL(q7_consumer_new(q, NULL, cc, &c));
   q7_conf_destroy(cc);
@@ -427,7 +427,7 @@ Test(retention, space_is_reused_under_retention_bytes, .timeout = 120)
   Q7_OK_OR_FAIL(q7_topic_open(q, "t", &t));
   q7_producer *p;
   q7_conf *pc;
-  q7_conf_new(&pc);
+  pc = q7_conf_new();
   q7_conf_set(pc, "batch.size", "65536");
   Q7_OK_OR_FAIL(q7_producer_new(q, pc, &p));
   q7_conf_destroy(pc);
