@@ -43,7 +43,7 @@ BENCH_DIR ?= /tmp/q7-bench
 
 # Debian packages: the library, the tests, and the man page linter.
 DEPS_BUILD = liblmdb-dev pkg-config libmicrohttpd-dev libjansson-dev
-DEPS_CHECK = $(DEPS_BUILD) libcriterion-dev mandoc python3
+DEPS_CHECK = $(DEPS_BUILD) libcriterion-dev mandoc python3 librdkafka-dev chromium
 DEPS_BENCH = $(DEPS_BUILD) libsqlite3-dev libhiredis-dev redis-server gnuplot-nox
 
 all: $(B)/$(SONAME) $(B)/libq7.a $(TOOLS)
@@ -61,10 +61,14 @@ $(B)/libq7.a: $(OBJS)
 	rm -f $@
 	ar rcs $@ $(OBJS)
 
-# The q7 tool links libq7 statically: one self-contained binary.
+# The q7 tool links libq7 statically: one self-contained binary.  Its
+# `kafka export|import` is built when librdkafka is there (pkg-config rdkafka).
+RDKAFKA := $(shell pkg-config --exists rdkafka 2>/dev/null && echo yes)
+TOOL_DEFS = $(if $(RDKAFKA),-DQ7_HAVE_RDKAFKA)
+TOOL_LIBS = -lmicrohttpd -ljansson $(if $(RDKAFKA),$(shell pkg-config --libs rdkafka))
 $(B)/tools/q7: $(TOOL_SRCS) $(wildcard tools/*.h) $(B)/libq7.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(TOOL_SRCS) $(B)/libq7.a $(LDFLAGS) -lmicrohttpd -ljansson $(LIBS)
+	$(CC) $(CFLAGS) $(TOOL_DEFS) -o $@ $(TOOL_SRCS) $(B)/libq7.a $(LDFLAGS) $(TOOL_LIBS) $(LIBS)
 
 $(B)/tests/%: tests/%.c tests/helpers.h $(B)/libq7.a
 	@mkdir -p $(@D)

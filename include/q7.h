@@ -106,13 +106,18 @@ Q7_API const char *q7_last_error(void);
  * Topic keys:     retention.ms (604800000, -1 forever), retention.bytes (-1),
  *                 replication.factor (1), min.insync.replicas (1),
  *                 message.max.bytes (1048588), cleanup.policy (delete),
- *                 compression.type (producer; this release stores batches
- *                 uncompressed and accepts producer or none)
+ *                 compression.type (producer: keep the producer's; none,
+ *                 lz4, zstd: store batches so, whatever the producer sent)
  * Producer keys:  acks (all; also -1, 1, 0 -- the same while a store has no
  *                 mirrors), linger.ms (5), batch.size (16384 bytes),
  *                 partitioner (murmur2_random: keyed records by murmur2,
  *                 keyless ones sticky per batch; murmur2: keyless records
- *                 hash as an empty key; random), retries (10)
+ *                 hash as an empty key; random), retries (10),
+ *                 compression.type (none; lz4 or zstd compress each batch as
+ *                 Kafka does, with liblz4.so.1 / libzstd.so.1 loaded when
+ *                 first needed -- Q7_EIO at q7_producer_new if missing;
+ *                 batches that would not shrink are stored plain, and plain
+ *                 batches are read zero-copy)
  * Consumer keys:  auto.offset.reset (latest), enable.auto.commit (true),
  *                 auto.commit.interval.ms (5000), max.poll.records (500),
  *                 session.timeout.ms (45000), heartbeat.interval.ms (3000),
@@ -372,7 +377,8 @@ Q7_API void q7_conf_set_delivery_cb(q7_conf *conf,
 
 /* q7_producer_new - a producer on store @q.
  * @conf: producer keys and the delivery callback; may be NULL; copied.
- * Returns Q7_OK, Q7_EINVAL, Q7_ENOMEM.
+ * Returns Q7_OK, Q7_EINVAL, Q7_ENOMEM, Q7_EIO (the compression library of
+ * compression.type is not installed).
  * Thread safety: store-shared; the producer is handle-owned. */
 Q7_API int q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out);
 

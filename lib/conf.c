@@ -23,8 +23,9 @@ static const char *const acks_c[] = { "all", "-1", "1", "0", NULL };
 /* Kafka's and librdkafka's names: murmur2_random (keyless records sticky),
  * murmur2 (keyless records hash as an empty key), random (keys ignored). */
 static const char *const part_c[] = { "murmur2_random", "murmur2", "random", NULL };
-/* lz4 and zstd batches are not in this release; refused by name. */
-static const char *const tcomp_c[] = { "producer", "none", NULL };
+/* Topic: producer (keep what the producer sent), none, lz4, zstd; a
+ * producer treats producer as none. */
+static const char *const tcomp_c[] = { "producer", "none", "lz4", "zstd", NULL };
 static const char *const reset_c[] = { "latest", "earliest", "none", NULL };
 static const char *const strat_c[] = { "range", "roundrobin", NULL };
 static const char *const clean_c[] = { "delete", NULL };

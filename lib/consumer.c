@@ -47,6 +47,7 @@ release_reads(q7_consumer *c)
       q7__pe_read_end(c->as[i].pe, c->as[i].rtxn);
       c->as[i].rtxn = NULL;
     }
+    q7__arena_reset(&c->as[i].arena);
   }
 }
 
@@ -144,6 +145,7 @@ q7__consumer_drop(q7_consumer *c, size_t i, bool commit)
   }
   if (a->rtxn)
     q7__pe_read_end(a->pe, a->rtxn);
+  q7__arena_free(&a->arena);
   q7_topic_close(a->t);
   c->as[i] = c->as[--c->n_as];
   return rc;
@@ -251,7 +253,7 @@ fetch(q7_consumer *c, q7_record *out, size_t max)
       size_t room = max - n;
       if ((int64_t)room > hw - a->position)
         room = (size_t)(hw - a->position); /* never above the high watermark */
-      rc = q7__pe_read(a->pe, txn, a->position, out + n, room);
+      rc = q7__pe_read(a->pe, txn, a->position, out + n, room, &a->arena);
     }
     if (rc > 0) {
       a->rtxn = txn;

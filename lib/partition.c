@@ -474,9 +474,9 @@ q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base)
 
 int
 q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, bool acks_all,
-                  int64_t *offset)
+                  int codec, int64_t *offset)
 {
-  q7__gcreq me = { .rec = rec, .len = len, .ts = ts, .acks_all = acks_all };
+  q7__gcreq me = { .rec = rec, .len = len, .ts = ts, .acks_all = acks_all, .codec = codec };
   pthread_mutex_lock(&pe->gc_mu);
   *pe->gc_tail = &me;
   pe->gc_tail = &me.next;
@@ -495,16 +495,21 @@ q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, 
     q7__batch b;
     int64_t base = -1;
     bool all = false;
+    int codec = list ? list->codec : 0;
+    q7__buf tmp = { 0 };
     int rc = q7__batch_init(&b);
     for (q7__gcreq *r = list; r && !rc; r = r->next) {
       rc = q7__batch_add_raw(&b, r->rec, r->len, r->ts);
       all |= r->acks_all;
     }
+    if (!rc && codec)
+      rc = q7__batch_compress(pe->q, &b, codec, &tmp);
     if (!rc) {
       q7__batch_seal(&b);
       rc = q7__pe_append(pe, &b, all, &base);
     }
     q7__batch_free(&b);
+    q7__buf_free(&tmp);
 
     pthread_mutex_lock(&pe->gc_mu);
     int64_t i = 0;
@@ -609,7 +614,7 @@ q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val *k, MDB_val *v)
 }
 
 int
-q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max)
+q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max, q7__arena *a)
 {
   MDB_cursor *cur;
   MDB_val k, v;
@@ -634,7 +639,8 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
       goto done;
     }
     int64_t base = bk.base;
-    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, true, what)))
+    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, true, what)) ||
+        (rc = q7__batch_inflate(pe->q, &bv, a, what, base)))
       goto done;
     if (offset < base || offset >= base + bv.count) {
       rc = q7__err(Q7_ECORRUPT, "%s: offset %" PRId64 " missing from the log", what, offset);

@@ -20,6 +20,7 @@ typedef struct slot {
   uint64_t topic_id;
   int32_t partition;
   q7__pe *pe;                     /* own reference */
+  int codec;                      /* Q7__CODEC_* of its batches */
   q7__batch b;                    /* records waiting */
   void **opaque;                  /* one per record of b */
   size_t cap_opaque;
@@ -41,6 +42,7 @@ struct q7_producer {
   void *cb_arg;
   int64_t linger, batch_size, retries;
   int partitioner;                /* 0 murmur2_random, 1 murmur2, 2 random */
+  int codec;                      /* compression.type of this producer */
   bool acks_all;
   uint64_t rng;
   pthread_mutex_t mu;
@@ -128,6 +130,10 @@ commit_slot(q7_producer *p, slot *s)
   pthread_mutex_unlock(&p->mu);
 
   int64_t base = -1;
+  q7__buf tmp = { 0 };
+  if (!rc && s->codec)
+    rc = q7__batch_compress(p->q, &b, s->codec, &tmp);
+  q7__buf_free(&tmp);
   if (!rc) {
     q7__batch_seal(&b);
     for (int64_t attempt = 0;; attempt++) {
@@ -228,6 +234,13 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   p->retries = q7__conf_int(conf, Q7K_RETRIES);
   p->partitioner = q7__conf_choice(conf, Q7K_PARTITIONER);
   p->acks_all = q7__conf_choice(conf, Q7K_ACKS) <= 1; /* "all" or "-1" */
+  static const int codecs[] = { Q7__CODEC_NONE, Q7__CODEC_NONE, Q7__CODEC_LZ4, Q7__CODEC_ZSTD };
+  p->codec = codecs[q7__conf_choice(conf, Q7K_TOPIC_COMPRESSION)];
+  int crc = q7__codec_check(q, p->codec);
+  if (crc) {
+    free(p);
+    return crc;
+  }
   p->rng = (uint64_t)q7__mono_ms() * 0x9e3779b97f4a7c15ull | 1;
   pthread_mutex_init(&p->mu, NULL);
   cond_init_mono(&p->cv_work);
@@ -359,6 +372,7 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
     s->topic_id = m->topic->id;
     s->partition = part;
     s->pe = pe;
+    s->codec = m->topic->codec >= 0 ? m->topic->codec : p->codec;
     pthread_mutex_lock(&p->q->lock);
     pe->refs++; /* the slot's own reference; the env is in use, not idle */
     pthread_mutex_unlock(&p->q->lock);
@@ -419,7 +433,8 @@ q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64
   if ((rc = q7__record_append_sized(&p->scratch, m, ts, size, hlen)))
     return rc;
   for (int64_t attempt = 0;; attempt++) {
-    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, p->acks_all, &off);
+    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, p->acks_all,
+                           m->topic->codec >= 0 ? m->topic->codec : p->codec, &off);
     if (rc != Q7_EBUSY || attempt >= p->retries)
       break;
     struct timespec d = { 0, 1000000L << (attempt < 6 ? attempt : 6) };

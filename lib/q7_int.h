@@ -158,6 +158,7 @@ typedef struct q7__batch {
   q7__buf buf;
   uint32_t count;
   int64_t first_ts, max_ts;
+  int codec;                      /* set by q7__batch_compress */
 } q7__batch;
 
 Q7__HIDDEN int q7__batch_init(q7__batch *b);
@@ -173,13 +174,45 @@ Q7__HIDDEN int q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int6
 /* Write the header and CRC; the batch is then buf.data[0 .. buf.len). */
 Q7__HIDDEN void q7__batch_seal(q7__batch *b);
 
+
+
 /* A decoded view of a stored batch. */
 typedef struct q7__bview {
   const unsigned char *data;    /* the whole value */
   size_t len;
   uint32_t count;
   int64_t max_ts;
+  int codec;                    /* Q7__CODEC_* */
+  size_t raw_len;               /* bytes of the records, uncompressed */
+  const unsigned char *recs;    /* the records; NULL until inflated */
+  size_t recs_len;
 } q7__bview;
+
+/* Codecs, numbered as Kafka's attributes number them. */
+#define Q7__CODEC_NONE 0
+#define Q7__CODEC_LZ4 3
+#define Q7__CODEC_ZSTD 4
+
+/* Blocks that live until the next read of the handle that owns them. */
+typedef struct q7__arena {
+  void **blk;
+  size_t n, cap;
+} q7__arena;
+Q7__HIDDEN void *q7__arena_alloc(q7__arena *a, size_t n);
+Q7__HIDDEN void q7__arena_reset(q7__arena *a);
+Q7__HIDDEN void q7__arena_free(q7__arena *a);
+
+/* -------------------------------------------------------------- compress.c */
+
+struct q7;
+/* Compress the records of a built batch (before q7__batch_seal); @tmp is
+ * scratch.  Incompressible batches stay as they are. */
+Q7__HIDDEN int q7__batch_compress(struct q7 *q, q7__batch *b, int codec, q7__buf *tmp);
+/* Point v->recs at the records, decompressing into @a when needed. */
+Q7__HIDDEN int q7__batch_inflate(struct q7 *q, q7__bview *v, q7__arena *a, const char *what,
+                                 int64_t base);
+Q7__HIDDEN int q7__codec_check(struct q7 *q, int codec);
+Q7__HIDDEN void q7__codecs_free(struct q7 *q);
 
 /* Check the header, lengths and (if @verify) the CRC of a stored value.
  * Q7_ECORRUPT with a message naming @base and @what on failure. */
@@ -233,6 +266,7 @@ typedef struct q7__gcreq {
   size_t len;
   int64_t ts;
   bool acks_all;
+  int codec;
   int64_t offset;
   int rc;
   bool done;
@@ -281,14 +315,16 @@ Q7__HIDDEN int q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void
 Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base);
 /* Group commit of one encoded record (send_sync). */
 Q7__HIDDEN int q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts,
-                                 bool acks_all, int64_t *offset);
+                                 bool acks_all, int codec, int64_t *offset);
 /* Start / end a read: takes the map lock (shared) and a read txn. */
 Q7__HIDDEN int q7__pe_read_begin(q7__pe *pe, MDB_txn **txn);
 Q7__HIDDEN void q7__pe_read_end(q7__pe *pe, MDB_txn *txn);
 /* Offsets as seen by @txn. */
 Q7__HIDDEN int q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw);
-/* Read records from @offset (in [log_start, hw)) inside @txn. */
-Q7__HIDDEN int q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max);
+/* Read records from @offset (in [log_start, hw)) inside @txn; compressed
+ * batches are decompressed into @a (reset by the caller between reads). */
+Q7__HIDDEN int q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max,
+                           q7__arena *a);
 /* A batch key, decoded. */
 typedef struct q7__bkey {
   int64_t base, pos, tmax;
@@ -369,6 +405,7 @@ struct q7 {
   pthread_mutex_t sweep_mu;       /* one sweep at a time in this process */
   pthread_cond_t sweep_cv;
   int64_t sweep_interval;
+  struct q7__codecs *codecs;      /* compression libraries, loaded on use */
   /* replication */
   q7__mirror mirrors[Q7__MAX_MIRRORS];
   int n_mirrors;
@@ -415,6 +452,7 @@ struct q7_partition {
   int32_t index;
   q7__pe *pe;                     /* opened on first use */
   MDB_txn *rtxn;                  /* held while records are out */
+  q7__arena arena;                /* decompressed batches handed out */
 };
 
 struct q7_topic {
@@ -424,6 +462,7 @@ struct q7_topic {
   uint64_t id;
   int32_t count;
   int64_t max_message;            /* message.max.bytes */
+  int codec;                      /* topic compression.type; -1: the producer's */
   struct q7_partition *parts;
   int32_t sticky;                 /* keyless records: the sticky partition */
   bool sticky_used;               /* a record went there since it was picked */
@@ -500,6 +539,7 @@ typedef struct q7__assign {
   int64_t position;
   q7__pe *pe;
   MDB_txn *rtxn;                  /* held while records are out */
+  q7__arena arena;                /* decompressed batches handed out */
   bool claimed;                   /* group: this member owns it */
 } q7__assign;
 

@@ -200,6 +200,7 @@ void
 q7__batch_reset(q7__batch *b)
 {
   b->buf.len = Q7__BATCH_HDR;
+  b->codec = 0;
   b->count = 0;
   b->first_ts = b->max_ts = 0;
 }
@@ -256,7 +257,8 @@ q7__batch_seal(q7__batch *b)
   unsigned char *h = b->buf.data;
   h[4] = (unsigned char)Q7__BATCH_FORMAT;
   h[5] = 0;
-  h[6] = h[7] = 0; /* attributes: no compression */
+  h[6] = (unsigned char)b->codec; /* attributes: the compression codec */
+  h[7] = 0;
   put32(h + 8, b->count);
   put32(h + 12, (uint32_t)(b->buf.len - Q7__BATCH_HDR));
   put64(h + 16, (uint64_t)b->first_ts);
@@ -285,15 +287,29 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
     return q7__err(fmt > Q7__BATCH_FORMAT ? Q7_EVERSION : Q7_ECORRUPT,
                    "%s: batch at offset %" PRId64 " has format %u, this library reads %u", what,
                    base, fmt, Q7__BATCH_FORMAT);
-  if (attr & 7)
+  uint32_t codec = attr & 7;
+  if (codec != Q7__CODEC_NONE && codec != Q7__CODEC_LZ4 && codec != Q7__CODEC_ZSTD)
     return q7__err(Q7_EVERSION, "%s: batch at offset %" PRId64 " uses compression %u", what,
-                   base, attr & 7);
+                   base, codec);
   v->count = get32(h + 8);
-  if (v->count == 0 || get32(h + 12) != len - Q7__BATCH_HDR)
+  if (v->count == 0 || get32(h + 12) != len - Q7__BATCH_HDR ||
+      (codec && len < Q7__BATCH_HDR + 4))
     return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad header", what, base);
   v->data = h;
   v->len = len;
   v->max_ts = (int64_t)get64(h + 24);
+  v->codec = (int)codec;
+  if (codec) {
+    v->raw_len = get32(h + Q7__BATCH_HDR);
+    v->recs = NULL;
+    v->recs_len = 0;
+    if (v->raw_len < (size_t)v->count * Q7__REC_HDR)
+      return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad length", what,
+                     base);
+  } else {
+    v->raw_len = v->recs_len = len - Q7__BATCH_HDR;
+    v->recs = h + Q7__BATCH_HDR;
+  }
   return Q7_OK;
 }
 
@@ -301,8 +317,11 @@ int
 q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
                  const char *topic, int32_t partition)
 {
-  const unsigned char *p = v->data + Q7__BATCH_HDR, *end = v->data + v->len;
+  const unsigned char *p = v->recs, *end = v->recs + v->recs_len;
   size_t n = 0;
+  if (!p)
+    return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
+                   " was not decompressed", topic, (int)partition, base);
   for (uint32_t i = 0; i < v->count && n < max; i++) {
     if ((size_t)(end - p) < Q7__REC_HDR)
       goto corrupt;
@@ -393,16 +412,21 @@ int
 q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos)
 {
   const q7__bview *v = it->v;
+  size_t at = it->pos - Q7__BATCH_HDR; /* within the records */
   if (it->i >= v->count)
     return 0;
-  if (v->len - it->pos < Q7__REC_HDR)
+  if (!v->recs || v->recs_len - at < Q7__REC_HDR)
     return Q7_ECORRUPT;
-  const unsigned char *p = v->data + it->pos;
+  const unsigned char *p = v->recs + at;
   uint32_t size = get32(p);
-  if (size < Q7__REC_HDR - 4 || size > v->len - it->pos - 4)
+  if (size < Q7__REC_HDR - 4 || size > v->recs_len - at - 4)
     return Q7_ECORRUPT;
   *ts = (int64_t)get64(p + 4);
-  *pos = it->pos;
+  /* The position in the stored value: for a compressed batch, in proportion
+   * (retention.bytes counts stored bytes). */
+  *pos = v->codec ? Q7__BATCH_HDR + (size_t)((double)at * (double)(v->len - Q7__BATCH_HDR) /
+                                             (double)(v->recs_len ? v->recs_len : 1))
+                  : it->pos;
   it->pos += 4 + (size_t)size;
   it->i++;
   return 1;

@@ -36,6 +36,7 @@ find_first_kept(q7__pe *pe, MDB_txn *txn, const q7__ends *e, const scan *sc, int
   int64_t from = e->log_start;
   int rc;
 
+  q7__arena arena = { 0 };
   *out = e->next;
   if (from >= e->next)
     return Q7_OK;
@@ -43,6 +44,7 @@ find_first_kept(q7__pe *pe, MDB_txn *txn, const q7__ends *e, const scan *sc, int
     return q7__mdb_err(rc, "open cursor");
   rc = q7__pe_seek(pe, cur, from, &k, &v);
   while (rc == 0) {
+    q7__arena_reset(&arena);
     q7__bkey bk;
     q7__bview bv;
     if (q7__bkey_get(&k, &bk) ||
@@ -53,6 +55,8 @@ find_first_kept(q7__pe *pe, MDB_txn *txn, const q7__ends *e, const scan *sc, int
     }
     bool all_go = sc->by_time ? bv.max_ts < sc->cutoff_ts
                               : bk.pos + (int64_t)v.mv_size <= sc->min_pos;
+    if (!all_go && (rc = q7__batch_inflate(pe->q, &bv, &arena, pe->path, bk.base)))
+      break;
     if (!all_go) {
       q7__riter it = { &bv, Q7__BATCH_HDR, 0 };
       int64_t ts;
@@ -65,6 +69,7 @@ find_first_kept(q7__pe *pe, MDB_txn *txn, const q7__ends *e, const scan *sc, int
         if (keep) {
           *out = off;
           mdb_cursor_close(cur);
+          q7__arena_free(&arena);
           return Q7_OK;
         }
       }
@@ -77,6 +82,7 @@ find_first_kept(q7__pe *pe, MDB_txn *txn, const q7__ends *e, const scan *sc, int
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(cur);
+  q7__arena_free(&arena);
   if (rc == MDB_NOTFOUND)
     return Q7_OK;
   return rc > 0 || rc < -100 ? q7__mdb_err(rc, pe->path) : rc;
@@ -243,6 +249,7 @@ q7_offset_for_time(q7_partition *p, int64_t timestamp_ms, int64_t *offset)
   q7__ends e;
   q7__bkey bk;
   q7__bview bv;
+  q7__arena arena = { 0 };
   int rc = q7__pe_read_begin(pe, &txn);
   if (rc)
     return rc;
@@ -280,6 +287,7 @@ q7_offset_for_time(q7_partition *p, int64_t timestamp_ms, int64_t *offset)
   if ((rc = q7__pe_seek(pe, cur, lo, &k, &v)))
     goto out;
   do {
+    q7__arena_reset(&arena);
     int64_t ts;
     size_t pos;
     int r;
@@ -288,6 +296,8 @@ q7_offset_for_time(q7_partition *p, int64_t timestamp_ms, int64_t *offset)
       rc = q7__err(Q7_ECORRUPT, "%s: malformed batch", pe->path);
       goto out;
     }
+    if ((rc = q7__batch_inflate(pe->q, &bv, &arena, pe->path, bk.base)))
+      goto out;
     q7__riter it = { &bv, Q7__BATCH_HDR, 0 };
     for (int64_t off = bk.base; (r = q7__riter_next(&it, &ts, &pos)) == 1; off++) {
       if (off >= e.log_start && ts >= timestamp_ms) {
@@ -304,6 +314,7 @@ q7_offset_for_time(q7_partition *p, int64_t timestamp_ms, int64_t *offset)
   rc = q7__err(Q7_ENOENT, "topic %s partition %d: no record has a timestamp >= %" PRId64,
                pe->topic, (int)pe->index, timestamp_ms);
 out:
+  q7__arena_free(&arena);
   if (cur)
     mdb_cursor_close(cur);
   q7__pe_read_end(pe, txn);

@@ -419,6 +419,7 @@ q7_close(q7 *q)
   }
   mdb_env_close(q->meta);
   q7__notify_close(&q->notify);
+  q7__codecs_free(q);
   q7_conf_destroy(q->conf);
   free(q->dir);
   pthread_mutex_destroy(&q->lock);

@@ -360,6 +360,8 @@ q7_topic_open(q7 *q, const char *name, q7_topic **out)
   t->id = m.id;
   t->count = m.partitions;
   t->max_message = q7__conf_int(m.conf, Q7K_MESSAGE_MAX_BYTES);
+  static const int codecs[] = { -1, Q7__CODEC_NONE, Q7__CODEC_LZ4, Q7__CODEC_ZSTD };
+  t->codec = codecs[q7__conf_choice(m.conf, Q7K_TOPIC_COMPRESSION)];
   for (int32_t i = 0; i < t->count; i++) {
     t->parts[i].topic = t;
     t->parts[i].index = i;
@@ -383,6 +385,7 @@ q7_topic_close(q7_topic *t)
     q7_partition *p = &t->parts[i];
     if (p->rtxn)
       q7__pe_read_end(p->pe, p->rtxn);
+    q7__arena_free(&p->arena);
     q7__pe_put(p->pe);
   }
   q7 *q = t->q;
@@ -568,6 +571,7 @@ q7_partition_read(q7_partition *p, int64_t offset, q7_record *out, size_t max)
       q7__pe_read_end(t->parts[i].pe, t->parts[i].rtxn);
       t->parts[i].rtxn = NULL;
     }
+    q7__arena_reset(&t->parts[i].arena);
   }
   if (!out && max)
     return q7__err(Q7_EINVAL, "q7_partition_read: out is NULL with max %zu", max);
@@ -592,7 +596,7 @@ q7_partition_read(q7_partition *p, int64_t offset, q7_record *out, size_t max)
   }
   if ((int64_t)max > hw - offset)
     max = (size_t)(hw - offset); /* never above the high watermark */
-  rc = q7__pe_read(p->pe, txn, offset, out, max);
+  rc = q7__pe_read(p->pe, txn, offset, out, max, &p->arena);
   if (rc > 0) {
     p->rtxn = txn;
     return rc;

@@ -13,7 +13,7 @@ done
 for sh in tests/e2e_*.sh; do
   [ -f "$sh" ] && step "$(basename "$sh")" sh "$sh" "$B"
 done
-for py in tests/test_*.py; do
+for py in tests/test_*.py tests/e2e_*.py; do
   [ -f "$py" ] && step "$(basename "$py")" python3 "$py" "$B"
 done
 echo "$pass passed, $fail failed"
