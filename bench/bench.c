@@ -978,6 +978,134 @@ w10(void)
   q7_close(q);
 }
 
+/* WC: compression on a compressible payload (JSON-like text). */
+static int
+json_value(char *buf, size_t cap, int64_t i)
+{
+  return snprintf(buf, cap, "{\"user\":\"user-%" PRId64 "\",\"event\":\"click\",\"page\":"
+                  "\"/products/%" PRId64 "\",\"ts\":%" PRId64 ",\"ok\":true}",
+                  i % 977, i % 131, 1700000000000 + i);
+}
+
+static int64_t
+dir_bytes(const char *path)
+{
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "du -sb '%s'", path);
+  FILE *f = popen(cmd, "r");
+  long long b = -1;
+  if (f && fscanf(f, "%lld", &b) != 1)
+    b = -1;
+  if (f)
+    pclose(f);
+  return b;
+}
+
+static double
+wc_write(const char *path, const char *codec, int64_t n)
+{
+  q7 *q = q7_fresh(path, 0);
+  q7_topic *t;
+  q7_producer *p;
+  q7_conf *c = q7_conf_new();
+  q7_conf_set(c, "batch.size", "131072");
+  q7_conf_set(c, "linger.ms", "100000");
+  q7_conf_set(c, "compression.type", codec);
+  CK(q7_topic_create(q, "bench", 1, NULL));
+  CK(q7_topic_open(q, "bench", &t));
+  CK(q7_producer_new(q, c, &p));
+  q7_conf_destroy(c);
+  char key[KEY_LEN], v[200];
+  double t0 = now_s();
+  for (int64_t i = 0; i < n; i++) {
+    fill_key(key, i);
+    int vl = json_value(v, sizeof v, i);
+    q7_msg m = { .topic = t, .partition = 0, .key = key, .key_len = KEY_LEN, .value = v,
+                 .value_len = (size_t)vl };
+    CK(q7_producer_send(p, &m));
+  }
+  CK(q7_producer_flush(p, -1));
+  double d = now_s() - t0;
+  q7_producer_close(p);
+  q7_topic_close(t);
+  q7_close(q);
+  return n / d;
+}
+
+static void
+wc(void)
+{
+  int64_t n = quick ? 200000 : N1;
+  const char *codecs[] = { "none", "lz4", "zstd" };
+  double base_w = 0, base_r = 0;
+  int64_t base_b = 0;
+  for (int i = 0; i < 3; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "q7-wc-%s", codecs[i]);
+    double w = MED(wc_write(path_of(name), codecs[i], n));
+    double r = MED(q7_consume_all(path_of(name), n));
+    int64_t b = dir_bytes(path_of(name));
+    if (i == 0) {
+      base_w = w;
+      base_r = r;
+      base_b = b;
+    }
+    char what[80];
+    snprintf(what, sizeof what, "JSON-like ~100 B values, compression %s", codecs[i]);
+    report("WC", what, "produce", w, "rec/s", "none", base_w, "");
+    report("WC", "", "consume", r, "rec/s", "none", base_r, "");
+    report("WC", "", "on disk", (double)b, "bytes", "none", (double)base_b, "");
+  }
+}
+
+/* LAG: what keeping the commit history for lag evaluation costs a commit. */
+static double
+lag_commits(int window, int n)
+{
+  q7 *q;
+  q7_conf *c = q7_conf_new();
+  char w[16];
+  snprintf(w, sizeof w, "%d", window);
+  rm_rf(path_of("q7-lag"));
+  q7_conf_set(c, "sync", "false");
+  q7_conf_set(c, "lag.window", w);
+  q7_conf_set(c, "retention.check.interval.ms", "0");
+  CK(q7_open(&q, path_of("q7-lag"), c));
+  q7_conf_destroy(c);
+  CK(q7_topic_create(q, "bench", 1, NULL));
+  q7_topic *t;
+  q7_producer *p;
+  q7_consumer *cs;
+  CK(q7_topic_open(q, "bench", &t));
+  CK(q7_producer_new(q, NULL, &p));
+  for (int i = 0; i < 100; i++) {
+    q7_msg m = { .topic = t, .partition = 0, .value = "x", .value_len = 1 };
+    CK(q7_producer_send_sync(p, &m, NULL, NULL));
+  }
+  CK(q7_consumer_new(q, "g", NULL, &cs));
+  double t0 = now_s();
+  for (int i = 0; i < n; i++)
+    CK(q7_consumer_commit_offset(cs, "bench", 0, i % 100));
+  double d = now_s() - t0;
+  q7_consumer_close(cs);
+  q7_producer_close(p);
+  q7_topic_close(t);
+  q7_close(q);
+  return n / d;
+}
+
+static void
+lag(void)
+{
+  int n = quick ? 5000 : 20000;
+  double w1 = MED(lag_commits(1, n)), w10 = MED(lag_commits(10, n)),
+         w100 = MED(lag_commits(100, n));
+  report("LAG", "commits/s keeping a window of 10 commits", "libq7", w10, "commits/s",
+         "window of 1", w1, "~1x");
+  report("LAG", "commits/s keeping a window of 100 commits", "libq7", w100, "commits/s",
+         "window of 1", w1, "");
+}
+
 static bool
 want(const char *list, const char *w)
 {
@@ -1059,6 +1187,10 @@ main(int argc, char **argv)
     w8();
   if (want(only, "W10"))
     w10();
+  if (want(only, "WC"))
+    wc();
+  if (want(only, "LAG"))
+    lag();
   if (want(only, "W9"))
     w9(w9m);
   if (csv)

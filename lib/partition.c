@@ -151,6 +151,43 @@ pe_open_env(q7__pe *pe, bool create)
   return Q7_OK;
 }
 
+static unsigned
+pe_bucket(const char *topic, int32_t index)
+{
+  uint32_t h = 2166136261u;
+  for (const unsigned char *c = (const unsigned char *)topic; *c; c++)
+    h = (h ^ *c) * 16777619u;
+  return (h ^ (uint32_t)index * 2654435761u) & (Q7__PE_BUCKETS - 1);
+}
+
+/* Both indexes of the open environments; called with q->lock held. */
+static void
+pe_link(q7 *q, q7__pe *pe)
+{
+  unsigned b = pe_bucket(pe->topic, pe->index);
+  pe->next = q->parts;
+  q->parts = pe;
+  pe->hnext = q->pe_hash[b];
+  q->pe_hash[b] = pe;
+}
+
+static void
+pe_unlink(q7 *q, q7__pe *pe)
+{
+  for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next) {
+    if (*pp == pe) {
+      *pp = pe->next;
+      break;
+    }
+  }
+  for (q7__pe **pp = &q->pe_hash[pe_bucket(pe->topic, pe->index)]; *pp; pp = &(*pp)->hnext) {
+    if (*pp == pe) {
+      *pp = pe->hnext;
+      break;
+    }
+  }
+}
+
 /* Unlink and return the least recently used idle environment, or NULL.
  * Called with q->lock held. */
 static q7__pe *
@@ -163,7 +200,7 @@ evict_one(q7 *q)
   if (!victim)
     return NULL;
   q7__pe *pe = *victim;
-  *victim = pe->next;
+  pe_unlink(q, pe);
   q->idle--;
   return pe;
 }
@@ -176,7 +213,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   int rc;
 
   pthread_mutex_lock(&q->lock);
-  for (q7__pe **pp = &q->parts; (pe = *pp); pp = &pe->next) {
+  for (pe = q->pe_hash[pe_bucket(topic, index)]; pe; pe = pe->hnext) {
     if (pe->index != index || strcmp(pe->topic, topic))
       continue;
     if (pe->topic_id == topic_id) {
@@ -186,13 +223,12 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
       *out = pe;
       return Q7_OK;
     }
-    if (pe->refs == 0 && !stale) {
-      /* An idle environment of a deleted incarnation of the topic. */
-      *pp = pe->next;
-      q->idle--;
-      stale = pe;
-      break;
-    }
+    if (pe->refs == 0 && !stale)
+      stale = pe; /* an idle environment of a deleted incarnation */
+  }
+  if (stale) {
+    pe_unlink(q, stale);
+    q->idle--;
   }
   if (stale)
     pe_free(stale);
@@ -217,8 +253,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   if ((rc = pe_open_env(pe, create)))
     goto fail;
   pe->refs = 1;
-  pe->next = q->parts;
-  q->parts = pe;
+  pe_link(q, pe);
   pthread_mutex_unlock(&q->lock);
   *out = pe;
   return Q7_OK;
@@ -254,10 +289,10 @@ q7__pe_drop_idle(q7 *q, const char *topic)
   for (;;) {
     q7__pe *victim = NULL;
     pthread_mutex_lock(&q->lock);
-    for (q7__pe **pp = &q->parts; *pp; pp = &(*pp)->next) {
-      if ((*pp)->refs == 0 && !strcmp((*pp)->topic, topic)) {
-        victim = *pp;
-        *pp = victim->next;
+    for (q7__pe *pe = q->parts; pe; pe = pe->next) {
+      if (pe->refs == 0 && !strcmp(pe->topic, topic)) {
+        victim = pe;
+        pe_unlink(q, pe);
         q->idle--;
         break;
       }

@@ -273,8 +273,11 @@ typedef struct q7__gcreq {
 } q7__gcreq;
 
 /* One partition's LMDB environment, shared by every handle of the process. */
+#define Q7__PE_BUCKETS 1024
+
 typedef struct q7__pe {
   struct q7__pe *next;            /* in q->parts, under q->lock */
+  struct q7__pe *hnext;           /* in q->pe_hash, under q->lock */
   struct q7 *q;
   char *topic;
   uint64_t topic_id;
@@ -395,6 +398,7 @@ struct q7 {
   q7__notify notify;
   pthread_mutex_t lock;           /* parts, handle counts */
   q7__pe *parts;                  /* open partition environments */
+  q7__pe *pe_hash[Q7__PE_BUCKETS]; /* the same, by (topic, partition) */
   int idle, idle_max;             /* unused ones kept open, and how many */
   uint64_t use_clock;
   int live_handles;               /* topics, producers, consumers */
