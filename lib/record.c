@@ -318,23 +318,30 @@ q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out
                  const char *topic, int32_t partition)
 {
   const unsigned char *p = v->recs, *end = v->recs + v->recs_len;
+  uint32_t i = 0;
   size_t n = 0;
   if (!p)
     return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
                    " was not decompressed", topic, (int)partition, base);
-  for (uint32_t i = 0; i < v->count && n < max; i++) {
+  /* Records before @skip: only their sizes. */
+  for (; i < skip && i < v->count; i++) {
     if ((size_t)(end - p) < Q7__REC_HDR)
       goto corrupt;
     uint32_t size = get32(p);
     if (size < Q7__REC_HDR - 4 || size > (size_t)(end - p) - 4)
       goto corrupt;
-    if (i < skip) {
-      p += 4 + size;
-      continue;
-    }
-    uint32_t kl = get32(p + 12), vl = get32(p + 16), hl = get32(p + 20);
-    uint64_t kn = kl == Q7__NULL_LEN ? 0 : kl, vn = vl == Q7__NULL_LEN ? 0 : vl;
-    if (Q7__REC_HDR - 4 + kn + vn + hl != size)
+    p += 4 + (size_t)size;
+  }
+  uint32_t last = v->count - i < max ? v->count : i + (uint32_t)max;
+  for (; i < last; i++) {
+    size_t room = (size_t)(end - p);
+    if (room < Q7__REC_HDR)
+      goto corrupt;
+    uint32_t size = get32(p), kl = get32(p + 12), vl = get32(p + 16), hl = get32(p + 20);
+    size_t kn = kl == Q7__NULL_LEN ? 0 : kl, vn = vl == Q7__NULL_LEN ? 0 : vl;
+    /* One check covers all: the lengths add up to the record's size and
+     * the record fits (sizes are < 2^32, so the sum cannot wrap). */
+    if ((uint64_t)size > room - 4 || (uint64_t)(Q7__REC_HDR - 4) + kn + vn + hl != size)
       goto corrupt;
     const unsigned char *d = p + Q7__REC_HDR;
     q7_record *r = &out[n++];
@@ -343,12 +350,12 @@ q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out
     r->offset = base + i;
     r->timestamp_ms = (int64_t)get64(p + 4);
     r->key = kl == Q7__NULL_LEN ? NULL : d;
-    r->key_len = (size_t)kn;
+    r->key_len = kn;
     r->value = vl == Q7__NULL_LEN ? NULL : d + kn;
-    r->value_len = (size_t)vn;
+    r->value_len = vn;
     r->headers = hl ? d + kn + vn : NULL;
     r->headers_len = hl;
-    p += 4 + size;
+    p += 4 + (size_t)size;
   }
   return (int)n;
 corrupt:
