@@ -115,6 +115,7 @@ bench: deps-bench
 	$(MAKE) all $(BENCHES)
 	$(B)/bench/bench --dir $(BENCH_DIR) -o $(B)/bench/results.csv $(BENCH_ARGS)
 	$(B)/bench/retention $(BENCH_DIR)-retention
+	$(B)/bench/replica $(BENCH_DIR)-replica
 	gnuplot -e "in='$(B)/bench/results.csv'; out='$(B)/bench/ratios.png'" bench/ratios.gp && \
 	  echo "chart: $(B)/bench/ratios.png"
 

@@ -248,8 +248,8 @@ Q7_API int32_t q7_topic_partition_count(const q7_topic *t);
 
 /* q7_topic_set - alter one topic config key of topic @name; takes effect for
  * handles opened afterwards (and every later retention sweep).  Returns
- * Q7_OK, Q7_EINVAL (bad name, key or value; the message names it),
- * Q7_EREPLICA (replication.factor above the replica count), Q7_ENOENT, Q7_EIO.
+ * Q7_OK, Q7_EINVAL (bad name, key or value -- replication.factor cannot be
+ * altered; the message names it), Q7_ENOENT, Q7_EIO.
  * Thread safety: store-shared. */
 Q7_API int q7_topic_set(q7 *q, const char *name, const char *key, const char *value);
 
@@ -755,7 +755,8 @@ Q7_API int q7_group_delete(q7 *q, const char *group);
  * q7_replica_resync catch mirrors up. */
 
 /* q7_replica_status - the end offset of one replica of a partition and
- * whether it is in sync.  @replica 0 is the primary.  Either out-pointer
+ * whether it is in sync.  @replica 0 is the primary (its own end, which
+ * with acks=1 may be ahead of the high watermark: the mirrors' lag).  Either out-pointer
  * may be NULL.  Returns Q7_OK, Q7_EINVAL, Q7_ENOENT (no such topic,
  * partition or replica, or the replica holds no copy of the partition),
  * Q7_EIO.   Thread safety: store-shared. */

@@ -355,6 +355,7 @@ typedef struct q7__mirror {
   dev_t dev;
   ino_t ino;                      /* the directory's identity at open */
   _Atomic int down;               /* path gone or replaced */
+  pthread_rwlock_t use;           /* rd: using store; wr: re-opening it */
   pthread_t worker;               /* appends to this mirror */
   bool worker_on, stop;
   pthread_mutex_t mu;

@@ -180,6 +180,32 @@ mark(q7 *q, const char *topic, int32_t p, int r, bool out)
 
 /* ------------------------------------------------------- mirror appends */
 
+/* Hold mirror @r's store while using it: q7_replica_resync may re-open it. */
+static void
+use_mirror(q7 *q, int r)
+{
+  pthread_rwlock_rdlock(&q->mirrors[r].use);
+}
+
+static void
+done_mirror(q7 *q, int r)
+{
+  pthread_rwlock_unlock(&q->mirrors[r].use);
+}
+
+/* The primary's own log (not lowered to the high watermark). */
+static int
+primary_ends(q7__pe *pe, q7__ends *e)
+{
+  MDB_txn *txn;
+  int rc = q7__pe_read_begin(pe, &txn);
+  if (rc)
+    return rc;
+  rc = q7__pe_ends(pe, txn, e);
+  q7__pe_read_end(pe, txn);
+  return rc;
+}
+
 static int
 mirror_pe(q7__pe *pe, int j, q7__pe **out)
 {
@@ -356,6 +382,9 @@ q7__replica_append(q7__pe *pe, bool acks_all, const MDB_val *key, const MDB_val 
                    "topic %s partition %d: %d replicas in sync, min.insync.replicas is %" PRId64,
                    pe->topic, (int)pe->index, n_in, min_isr);
   q7__mjob jobs[Q7__MAX_MIRRORS];
+  for (int j = 0; j < pe->n_rep; j++)
+    if (in[j])
+      use_mirror(q, pe->rep[j]);
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
   int left = 0, queued = 0;
@@ -398,6 +427,7 @@ q7__replica_append(q7__pe *pe, bool acks_all, const MDB_val *key, const MDB_val 
   for (int j = 0; j < pe->n_rep; j++) {
     if (!in[j])
       continue;
+    done_mirror(q, pe->rep[j]);
     if (jobs[j].rc == Q7_OK)
       held++;
     else
@@ -438,10 +468,12 @@ q7__replica_hw(q7__pe *pe, int64_t *hw)
   for (int j = 0; j < pe->n_rep; j++) {
     q7__pe *mpe;
     int64_t ls, end;
-    if (!in[j] || mirror_pe(pe, j, &mpe) || q7__pe_offsets_now(mpe, &ls, &end))
+    if (!in[j])
       continue;
-    if (end < *hw)
+    use_mirror(pe->q, pe->rep[j]);
+    if (!mirror_pe(pe, j, &mpe) && !q7__pe_offsets_now(mpe, &ls, &end) && end < *hw)
       *hw = end;
+    done_mirror(pe->q, pe->rep[j]);
   }
   return Q7_OK;
 }
@@ -462,30 +494,27 @@ static void
 follow(q7__pe *pe)
 {
   bool in[Q7__MAX_MIRRORS];
-  if (q7__replica_load(pe) || pe->n_rep == 0 || insync(pe, in))
-    return;
-  int64_t ls, end;
-  MDB_txn *txn;
-  if (q7__pe_read_begin(pe, &txn))
-    return;
-  int rc = q7__pe_offsets(pe, txn, &ls, &end);
-  q7__pe_read_end(pe, txn);
-  if (rc)
+  q7__ends e;
+  if (q7__replica_load(pe) || pe->n_rep == 0 || insync(pe, in) || primary_ends(pe, &e))
     return;
   for (int j = 0; j < pe->n_rep; j++) {
     q7__pe *mpe;
     int64_t mls, mend;
-    if (!in[j] || mirror_pe(pe, j, &mpe) || q7__pe_offsets_now(mpe, &mls, &mend))
+    if (!in[j])
       continue;
-    while (mend < end) {
-      copy_arg a = { .src = pe, .upto = end };
-      if (mirror_write(mpe, &a)) {
-        mark(pe->q, pe->topic, pe->index, pe->rep[j], true);
-        break;
+    use_mirror(pe->q, pe->rep[j]);
+    if (!mirror_pe(pe, j, &mpe) && !q7__pe_offsets_now(mpe, &mls, &mend)) {
+      for (int guard = 0; mend < e.next && guard < 100000; guard++) {
+        copy_arg a = { .src = pe, .upto = e.next };
+        if (mirror_write(mpe, &a)) {
+          mark(pe->q, pe->topic, pe->index, pe->rep[j], true);
+          break;
+        }
+        if (q7__pe_offsets_now(mpe, &mls, &mend))
+          break;
       }
-      if (q7__pe_offsets_now(mpe, &mls, &mend))
-        break;
     }
+    done_mirror(pe->q, pe->rep[j]);
   }
 }
 
@@ -552,8 +581,10 @@ watchdog(void *arg)
       struct stat st;
       char meta[4200];
       snprintf(meta, sizeof meta, "%s/meta/data.mdb", m->dir);
+      use_mirror(q, r);
       bool ok = m->store && stat(m->dir, &st) == 0 && S_ISDIR(st.st_mode) &&
                 st.st_dev == m->dev && st.st_ino == m->ino && access(meta, W_OK) == 0;
+      done_mirror(q, r);
       if (!ok && !atomic_load(&m->down)) {
         atomic_store(&m->down, 1);
         mark(q, NULL, 0, r, true);
@@ -674,15 +705,38 @@ out:
   return rc;
 }
 
+static int copy_offsets_to(q7 *q, q7 *m, const MDB_val *keys, size_t n);
+
 int
 q7__replica_copy_offsets(q7 *q, int only, const MDB_val *keys, size_t n)
 {
-  MDB_txn *pt, *mt;
   int rc = Q7_OK;
   for (int r = 0; r < q->n_mirrors; r++) {
-    q7 *m = q->mirrors[r].store;
-    if ((only >= 0 && r != only) || !m || (only < 0 && atomic_load(&q->mirrors[r].down)))
+    if (only >= 0 && r != only)
       continue;
+    if (only < 0)
+      use_mirror(q, r);
+    q7 *m = q->mirrors[r].store;
+    if (!m || (only < 0 && atomic_load(&q->mirrors[r].down))) {
+      if (only < 0)
+        done_mirror(q, r);
+      continue;
+    }
+    rc = copy_offsets_to(q, m, keys, n);
+    if (only < 0)
+      done_mirror(q, r);
+    if (rc)
+      return rc;
+  }
+  return Q7_OK;
+}
+
+static int
+copy_offsets_to(q7 *q, q7 *m, const MDB_val *keys, size_t n)
+{
+  MDB_txn *pt, *mt;
+  int rc;
+  {
     if ((rc = q7__meta_begin(q, MDB_RDONLY, &pt)))
       return rc;
     if ((rc = q7__meta_begin(m, 0, &mt))) {
@@ -722,63 +776,118 @@ int
 q7__replica_sync_meta(q7 *q)
 {
   int rc = Q7_OK;
-  for (int r = 0; r < q->n_mirrors && !rc; r++)
+  for (int r = 0; r < q->n_mirrors && !rc; r++) {
+    use_mirror(q, r);
     if (q->mirrors[r].store && !atomic_load(&q->mirrors[r].down))
       rc = sync_meta(q, r);
+    done_mirror(q, r);
+  }
   return rc;
 }
 
 /* ------------------------------------------------------------ resync */
 
-typedef struct wipe_arg {
-  int64_t log_start;
-} wipe_arg;
+typedef struct cut_arg {
+  int64_t from;                   /* drop batches with base >= from */
+  int64_t log_start;              /* >= 0: also set the log start */
+} cut_arg;
 
 static int
-wipe_fn(q7__pe *mpe, MDB_txn *txn, void *arg)
+cut_fn(q7__pe *mpe, MDB_txn *txn, void *arg)
 {
-  wipe_arg *w = arg;
-  int rc = mdb_drop(txn, mpe->log, 0);
-  if (rc == MDB_MAP_FULL)
-    return rc;
+  cut_arg *c = arg;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc = mdb_cursor_open(txn, mpe->log, &cur);
   if (rc)
     return q7__mdb_err(rc, mpe->path);
-  return q7__pe_set_log_start(mpe, txn, w->log_start);
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0) {
+    q7__bkey bk;
+    if (q7__bkey_get(&k, &bk) || bk.base < c->from)
+      break;
+    if ((rc = mdb_cursor_del(cur, 0)))
+      break;
+  }
+  mdb_cursor_close(cur);
+  if (rc == MDB_MAP_FULL)
+    return rc;
+  if (rc && rc != MDB_NOTFOUND)
+    return q7__mdb_err(rc, mpe->path);
+  return c->log_start >= 0 ? q7__pe_set_log_start(mpe, txn, c->log_start) : Q7_OK;
 }
 
-/* Does the mirror's last batch equal the primary's batch with that key? */
+/* Is the mirror's batch (@k, @v) on the primary with the same key and bytes? */
+static bool
+same_on_primary(MDB_cursor *pc, const MDB_val *k, const MDB_val *v)
+{
+  MDB_val pk = *k, pv;
+  return mdb_cursor_get(pc, &pk, &pv, MDB_SET) == 0 && pv.mv_size == v->mv_size &&
+         !memcmp(pv.mv_data, v->mv_data, v->mv_size);
+}
+
+/* Where the mirror stops agreeing with the primary: *from, the first batch
+ * to discard (the mirror's end when nothing is), and *reset when the
+ * mirror's log start must move to the primary's.  @full compares every
+ * batch the two share; otherwise, for a mirror that was in sync, only the
+ * tail a crash can leave (batches the primary never committed). */
 static int
-agrees(q7__pe *pe, q7__pe *mpe, int64_t *mend, bool *ok)
+divergence(q7__pe *pe, q7__pe *mpe, bool full, int64_t *from, int64_t *reset)
 {
   MDB_txn *mt, *pt;
-  MDB_cursor *mc, *pc;
-  MDB_val mk, mv, pk, pv;
+  MDB_cursor *mc = NULL, *pc = NULL;
+  MDB_val k, v;
+  q7__ends me, pe_e;
   int rc;
-  *ok = true;
+  *reset = -1;
   if ((rc = q7__pe_read_begin(mpe, &mt)))
     return rc;
   if ((rc = q7__pe_read_begin(pe, &pt))) {
     q7__pe_read_end(mpe, mt);
     return rc;
   }
-  q7__ends me, pe_e;
-  if (!(rc = q7__pe_ends(mpe, mt, &me)) && !(rc = q7__pe_ends(pe, pt, &pe_e))) {
-    *mend = me.next;
-    if (me.next > pe_e.next || me.next < pe_e.log_start ||
-        (me.empty && me.next != pe_e.log_start && me.next < pe_e.next))
-      *ok = false;
-    if (*ok && !me.empty && !mdb_cursor_open(mt, mpe->log, &mc)) {
-      if (!mdb_cursor_open(pt, pe->log, &pc)) {
-        if (mdb_cursor_get(mc, &mk, &mv, MDB_LAST) == 0) {
-          pk = mk;
-          int e = mdb_cursor_get(pc, &pk, &pv, MDB_SET);
-          *ok = e == 0 && pv.mv_size == mv.mv_size && !memcmp(pv.mv_data, mv.mv_data, mv.mv_size);
-        }
-        mdb_cursor_close(pc);
+  if ((rc = q7__pe_ends(mpe, mt, &me)) || (rc = q7__pe_ends(pe, pt, &pe_e)))
+    goto out;
+  *from = me.next;
+  if (me.next < pe_e.log_start || me.empty) {
+    /* Everything it has is older than what the primary keeps (or it has
+     * nothing): start where the primary starts. */
+    *from = me.empty ? me.next : INT64_MIN;
+    if (me.next < pe_e.log_start || me.next > pe_e.next)
+      *reset = pe_e.log_start, *from = INT64_MIN;
+    goto out;
+  }
+  if ((rc = mdb_cursor_open(mt, mpe->log, &mc)) || (rc = mdb_cursor_open(pt, pe->log, &pc))) {
+    rc = q7__mdb_err(rc, "open cursor");
+    goto out;
+  }
+  if (full) {
+    int64_t start = me.log_start > pe_e.log_start ? me.log_start : pe_e.log_start;
+    int e = q7__pe_seek(mpe, mc, start, &k, &v) ? MDB_NOTFOUND : 0;
+    for (; e == 0; e = mdb_cursor_get(mc, &k, &v, MDB_NEXT)) {
+      q7__bkey bk;
+      if (q7__bkey_get(&k, &bk))
+        break;
+      if (bk.base < pe_e.log_start)
+        continue; /* the primary no longer has it: nothing to compare */
+      if (!same_on_primary(pc, &k, &v)) {
+        *from = bk.base;
+        break;
       }
-      mdb_cursor_close(mc);
+    }
+  } else {
+    for (int e = mdb_cursor_get(mc, &k, &v, MDB_LAST); e == 0;
+         e = mdb_cursor_get(mc, &k, &v, MDB_PREV)) {
+      q7__bkey bk;
+      if (q7__bkey_get(&k, &bk) || bk.base < pe_e.log_start || same_on_primary(pc, &k, &v))
+        break;
+      *from = bk.base;
     }
   }
+out:
+  if (mc)
+    mdb_cursor_close(mc);
+  if (pc)
+    mdb_cursor_close(pc);
   q7__pe_read_end(pe, pt);
   q7__pe_read_end(mpe, mt);
   return rc;
@@ -811,24 +920,29 @@ final_fn(q7__pe *pe, MDB_txn *txn, void *arg)
 }
 
 static int
-resync_partition(q7__pe *pe, int j)
+resync_partition(q7__pe *pe, int j, bool full)
 {
   q7__pe *mpe;
   int rc = mirror_pe(pe, j, &mpe);
   if (rc)
     return rc;
-  int64_t mend;
-  bool ok;
-  if ((rc = agrees(pe, mpe, &mend, &ok)))
+  /* Cut only what diverged, in one transaction: a crash mid-repair leaves
+   * a mirror that still holds every batch it shares with the primary. */
+  int64_t from = INT64_MAX, reset = -1;
+  if ((rc = divergence(pe, mpe, full, &from, &reset)))
     return rc;
-  int64_t ls, end;
-  if ((rc = q7__pe_offsets_now(pe, &ls, &end)))
+  int64_t mls, mend;
+  if ((rc = q7__pe_offsets_now(mpe, &mls, &mend)))
     return rc;
-  if (!ok) {
-    wipe_arg w = { ls };
-    if ((rc = q7__pe_write(mpe, wipe_fn, &w)))
+  if (from < mend || reset >= 0) {
+    cut_arg c = { from, reset };
+    if ((rc = q7__pe_write(mpe, cut_fn, &c)))
       return rc;
   }
+  q7__ends pe_e;
+  if ((rc = primary_ends(pe, &pe_e)))
+    return rc;
+  int64_t end = pe_e.next;
   /* Bulk copy without the primary's lock, then the rest under it. */
   for (int i = 0; i < 1000000; i++) {
     int64_t mls, me;
@@ -852,6 +966,7 @@ resync_partition(q7__pe *pe, int j)
 typedef struct resync_ctx {
   q7 *q;
   int r;
+  bool full;
 } resync_ctx;
 
 static int
@@ -873,21 +988,38 @@ resync_topic(const char *name, int32_t partitions, void *arg)
     if ((rc = q7__pe_get(q, name, m.id, p, false, &pe)))
       break;
     if (!(rc = q7__replica_load(pe)))
-      for (int j = 0; j < pe->n_rep && !rc; j++)
-        if (pe->rep[j] == c->r)
-          rc = resync_partition(pe, j);
+      for (int j = 0; j < pe->n_rep && !rc; j++) {
+        if (pe->rep[j] != c->r)
+          continue;
+        MDB_txn *t2;
+        uint64_t mask = ~0ull;
+        if (!q7__meta_begin(q, MDB_RDONLY, &t2)) {
+          out_of_sync(q, t2, name, p, &mask);
+          mdb_txn_abort(t2);
+        }
+        /* A mirror that was out of sync is compared in full. */
+        rc = resync_partition(pe, j, c->full || (mask >> c->r & 1));
+      }
     q7__pe_put(pe);
   }
   q7__tmeta_free(&m);
   return rc;
 }
 
-/* Open (or re-open) mirror @r's store, making its directory if missing. */
+/* Open (or re-open) mirror @r's store, making its directory if missing.
+ * A store still at the same directory is kept. */
 static int
 mirror_open(q7 *q, int r)
 {
   q7__mirror *m = &q->mirrors[r];
   struct stat st;
+  char meta[4200];
+  snprintf(meta, sizeof meta, "%s/meta/data.mdb", m->dir);
+  if (m->store && stat(m->dir, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino &&
+      access(meta, W_OK) == 0)
+    return Q7_OK;
+  pthread_rwlock_wrlock(&m->use);
+  int rc = Q7_OK;
   if (m->store) {
     /* Release every partition's handle on the old store first. */
     pthread_mutex_lock(&q->lock);
@@ -901,37 +1033,48 @@ mirror_open(q7 *q, int r)
           pthread_mutex_lock(&q->lock);
         }
     pthread_mutex_unlock(&q->lock);
-    int rc = q7_close(m->store);
-    if (rc)
-      return rc;
+    if ((rc = q7_close(m->store)))
+      goto out;
     m->store = NULL;
   }
   q7_conf *c;
-  if (q7_conf_dup(q->conf, &c))
-    return Q7_ENOMEM;
+  if ((rc = q7_conf_dup(q->conf, &c)))
+    goto out;
   q7_conf_set(c, "replica.dirs", "");
   q7_conf_set(c, "retention.check.interval.ms", "0");
-  int rc = q7__open_mirror(&m->store, m->dir, c);
+  rc = q7__open_mirror(&m->store, m->dir, c);
   q7_conf_destroy(c);
-  if (rc)
-    return q7__err(rc, "mirror %d (%s): %s", r + 1, m->dir, q7_last_error());
-  if (stat(m->dir, &st) < 0)
-    return q7__err(Q7_EIO, "mirror %d: %s: %s", r + 1, m->dir, strerror(errno));
+  if (rc) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", q7_last_error());
+    rc = q7__err(rc, "mirror %d (%s): %s", r + 1, m->dir, why);
+    goto out;
+  }
+  if (stat(m->dir, &st) < 0) {
+    rc = q7__err(Q7_EIO, "mirror %d: %s: %s", r + 1, m->dir, strerror(errno));
+    goto out;
+  }
   m->dev = st.st_dev;
   m->ino = st.st_ino;
-  return Q7_OK;
+out:
+  pthread_rwlock_unlock(&m->use);
+  return rc;
 }
 
 static int
 resync(q7 *q, int r)
 {
+  bool was_down = atomic_load(&q->mirrors[r].down) || !q->mirrors[r].store;
   int rc = mirror_open(q, r);
   if (rc)
     return rc;
-  if ((rc = sync_meta(q, r)))
-    return rc;
-  resync_ctx c = { q, r };
-  if ((rc = q7_topic_foreach(q, resync_topic, &c)))
+  use_mirror(q, r);
+  if (!(rc = sync_meta(q, r))) {
+    resync_ctx c = { q, r, was_down };
+    rc = q7_topic_foreach(q, resync_topic, &c);
+  }
+  done_mirror(q, r);
+  if (rc)
     return rc;
   atomic_store(&q->mirrors[r].down, 0);
   return mark(q, NULL, 0, r, false);
@@ -1009,7 +1152,9 @@ q7_replica_status(q7 *q, const char *topic, int32_t partition, int replica, int6
   int64_t ls, end = -1;
   int sync = 0;
   if (replica == 0) {
-    rc = q7__pe_offsets_now(pe, &ls, &end);
+    q7__ends e; /* the primary's own end, not the high watermark */
+    if (!(rc = primary_ends(pe, &e)))
+      end = e.next;
     sync = 1;
   } else {
     int j = replica_slot(pe, replica);
@@ -1020,8 +1165,10 @@ q7_replica_status(q7 *q, const char *topic, int32_t partition, int replica, int6
                    topic, (int)partition);
     else if (!(rc = insync(pe, in))) {
       sync = in[j];
+      use_mirror(q, replica - 1);
       if (mirror_pe(pe, j, &mpe) || q7__pe_offsets_now(mpe, &ls, &end))
         end = -1, sync = 0;
+      done_mirror(q, replica - 1);
     }
   }
   q7__pe_put(pe);
@@ -1053,7 +1200,9 @@ q7_replica_verify(q7 *q, const char *topic, int32_t partition, int replica)
     return q7__err(Q7_ENOENT, "replica %d holds no copy of topic %s partition %d", replica,
                    topic, (int)partition);
   }
+  use_mirror(q, replica - 1);
   if ((rc = mirror_pe(pe, j, &mpe))) {
+    done_mirror(q, replica - 1);
     q7__pe_put(pe);
     return rc;
   }
@@ -1119,6 +1268,7 @@ out:
     q7__pe_read_end(mpe, mt);
   if (pt)
     q7__pe_read_end(pe, pt);
+  done_mirror(q, replica - 1);
   q7__pe_put(pe);
   return rc;
 }
@@ -1161,6 +1311,7 @@ q7__replica_open(q7 *q)
     }
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
+    pthread_rwlock_init(&m->use, NULL);
     m->tail = &m->head;
     q->n_mirrors++;
   }
@@ -1227,6 +1378,7 @@ q7__replica_close(q7 *q)
     q7_close(m->store);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
+    pthread_rwlock_destroy(&m->use);
     free(m->dir);
   }
   q->n_mirrors = 0;
@@ -1241,8 +1393,11 @@ int
 q7__replica_sweep(q7 *q, int64_t now)
 {
   int rc = Q7_OK;
-  for (int r = 0; r < q->n_mirrors && !rc; r++)
+  for (int r = 0; r < q->n_mirrors && !rc; r++) {
+    use_mirror(q, r);
     if (q->mirrors[r].store && !atomic_load(&q->mirrors[r].down))
       rc = q7_retention_sweep(q->mirrors[r].store, now, NULL);
+    done_mirror(q, r);
+  }
   return rc;
 }
