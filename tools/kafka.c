@@ -22,8 +22,9 @@
  * Kafka offsets are committed.  The libq7 topic is created with the Kafka
  * topic's partition count when it does not exist.
  *
- * Without --follow both stop once caught up; SIGINT or SIGTERM finish the
- * batch in hand, commit it and exit 0.  -X passes librdkafka settings
+ * Without --follow both stop once caught up (every partition they hold read
+ * to its end); SIGINT or SIGTERM finish the batch in hand, commit it and
+ * exit 0.  On a terminal, stderr shows records, records/s and the lag.  -X passes librdkafka settings
  * through (the producer's for export, the consumer's for import), after the
  * tool's own, so they may override them.
  *
@@ -278,8 +279,8 @@ print_action_help(bool export)
            "it: at least once across crashes, never a loss.  With the same partition\n"
            "count on both sides every record keeps its partition; otherwise keyed\n"
            "records go to murmur2(key) mod the Kafka count and keyless ones anywhere.\n"
-           "The Kafka topic must exist.  Stops when caught up (no record for 1 s) and\n"
-           "prints \"exported N records ...\" on stderr.\n\n"
+           "The Kafka topic must exist.  Stops once every partition is read to its end\n"
+           "and prints \"exported N records ...\" on stderr.\n\n"
            "Options:\n"
            "  --brokers HOST:PORT     Kafka's bootstrap servers (comma-separated)\n"
            "  --kafka-topic NAME      the Kafka topic (default: TOPIC)\n"
@@ -468,19 +469,23 @@ close_store(q7 *q, int rc)
 }
 
 /* What librdkafka tells about the connection, for the user: warnings and
- * errors, each distinct line at most once every 10 s. */
+ * errors, each distinct line at most once every 10 s.  Logs go through the
+ * client's queue (log.queue), so this runs in the tool's one thread, from
+ * rd_kafka_poll, rd_kafka_flush or rd_kafka_consumer_poll. */
 struct kstate {
   const char *what;          /* "kafka export" */
-  char last_log[256];
+  char last_log[64];
   int64_t last_log_ms;
   struct progress *pr;
+  bool quiet;                /* the command failed and said why: no more */
 };
 
 static void
 on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
   struct kstate *ks = rd_kafka_opaque(rk);
-  if (!ks || level > 4)
+  /* A broker that cannot be reached is said by the error callback too. */
+  if (!ks || ks->quiet || level > 4 || !strcmp(fac, "FAIL"))
     return;
   int64_t now = mono_ms();
   if (!strncmp(ks->last_log, buf, sizeof ks->last_log - 1) && now - ks->last_log_ms < 10000)
@@ -492,15 +497,15 @@ on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
   fprintf(stderr, "q7: %s: librdkafka %s: %s\n", ks->what, fac, buf);
 }
 
-/* Errors come as log lines too; only fatal ones matter here, and the loops
- * ask rd_kafka_fatal_error for them. */
+/* Errors the client recovers from by itself (a broker down, a timeout) are
+ * shown as log lines are; fatal ones end the command (the loops ask
+ * rd_kafka_fatal_error). */
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-  (void)rk;
-  (void)err;
-  (void)reason;
   (void)opaque;
+  if (err != RD_KAFKA_RESP_ERR__FATAL)
+    on_log(rk, 3, "ERROR", reason);
 }
 
 /* A librdkafka conf with the tool's settings @defs (NULL-terminated pairs),
@@ -517,6 +522,10 @@ make_conf(const struct args *a, const char *const *defs, struct kstate *ks, int 
   rd_kafka_conf_set_opaque(conf, ks);
   rd_kafka_conf_set_log_cb(conf, on_log);
   rd_kafka_conf_set_error_cb(conf, on_error);
+  if (rd_kafka_conf_set(conf, "log.queue", "true", errstr, sizeof errstr)) {
+    *rc = fail("kafka %s: log.queue: %s", a->action, errstr);
+    goto bad;
+  }
   if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, errstr, sizeof errstr)) {
     *rc = usage_err("kafka %s: --brokers: %s", a->action, errstr);
     goto bad;
@@ -546,51 +555,58 @@ bad:
   return NULL;
 }
 
+/* Returned when SIGINT or SIGTERM came before the work began: exit 0. */
+#define STOPPED (-1)
+
 /* The partition count of Kafka topic @topic, asking for up to METADATA_MS
- * (a topic being created has no leaders yet).  Returns 0 or the exit code. */
+ * (a topic being created has no leaders yet).  The request lists every
+ * topic rather than naming this one, so that it never makes a broker with
+ * auto.create.topics.enable create it.  Returns 0, the exit code (said),
+ * or STOPPED. */
 static int
 kafka_partitions(rd_kafka_t *rk, const char *action, const char *topic, const char *brokers,
                  int32_t *count)
 {
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-  if (!rkt)
-    return fail("kafka %s: Kafka topic '%s': %s", action, shown(topic),
-                rd_kafka_err2str(rd_kafka_last_error()));
   int64_t deadline = mono_ms() + METADATA_MS;
   rd_kafka_resp_err_t err;
-  int rc = 1;
   for (;;) {
     const struct rd_kafka_metadata *md = NULL;
     int64_t left = deadline - mono_ms();
-    err = rd_kafka_metadata(rk, 0, rkt, &md, (int)(left > 0 ? left : 1));
-    if (!err && md->topic_cnt == 1) {
-      err = md->topics[0].err;
-      if (!err) {
-        *count = md->topics[0].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-        rc = 0;
-        break;
+    bool found = false;
+    /* A second at a time, showing what librdkafka says in between. */
+    err = rd_kafka_metadata(rk, 1, NULL, &md, (int)(left > 1000 ? 1000 : left > 0 ? left : 1));
+    rd_kafka_poll(rk, 0);
+    if (!err) {
+      err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, topic))
+          continue;
+        found = true;
+        err = md->topics[i].err;
+        *count = md->topics[i].partition_cnt;
+        for (int k = 0; !err && k < md->topics[i].partition_cnt; k++)
+          if (md->topics[i].partitions[k].leader < 0)
+            err = RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
       }
-    }
-    if (md)
       rd_kafka_metadata_destroy(md);
-    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-      rc = fail("kafka %s: Kafka topic '%s' does not exist at %s (create it first%s)", action,
-                shown(topic), shown(brokers),
-                !strcmp(action, "export") ? ", with the partition count of the libq7 topic" : "");
-      break;
+      if (!err)
+        break;
+      if (!found)
+        return fail("kafka %s: Kafka topic '%s' does not exist at %s (create it first%s)", action,
+                    shown(topic), shown(brokers),
+                    !strcmp(action, "export") ? ", with the libq7 topic's partition count" : "");
     }
-    if (mono_ms() >= deadline || signals) {
-      rc = fail("kafka %s: metadata of Kafka topic '%s' from %s: %s", action, shown(topic),
-                shown(brokers), rd_kafka_err2str(err));
-      break;
-    }
-    usleep(100 * 1000);
+    if (signals)
+      return STOPPED;
+    if (mono_ms() >= deadline)
+      return fail("kafka %s: no metadata of Kafka topic '%s' from %s within %d s: %s", action,
+                  shown(topic), shown(brokers), METADATA_MS / 1000, rd_kafka_err2str(err));
+    if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT)
+      usleep(100 * 1000);
   }
-  rd_kafka_topic_destroy(rkt);
-  if (!rc && *count < 1)
-    rc = fail("kafka %s: Kafka topic '%s' has no partitions", action, shown(topic));
-  return rc;
+  if (*count < 1)
+    return fail("kafka %s: Kafka topic '%s' has no partitions", action, shown(topic));
+  return 0;
 }
 
 /* 1 with the message when librdkafka raised a fatal error, else 0. */
@@ -638,13 +654,16 @@ on_export_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
   }
 }
 
-/* What the group has yet to read of the partitions it holds, or -1. */
+/* What the group has yet to read of the partitions this member holds (how
+ * many: *@held, if not NULL), or -1 when unknown. */
 static int64_t
-export_lag(q7_consumer *c, q7_topic *t, const char *topic)
+export_lag(q7_consumer *c, q7_topic *t, const char *topic, int *held)
 {
   int32_t parts[256];
   const char *names[256];
   int n = q7_consumer_assignment(c, names, parts, 256);
+  if (held)
+    *held = n;
   if (n < 0 || n > 256)
     return -1;
   int64_t lag = 0;
@@ -657,6 +676,15 @@ export_lag(q7_consumer *c, q7_topic *t, const char *topic)
     lag += hw > pos ? hw - pos : 0;
   }
   return lag;
+}
+
+/* Without --follow: done once this member holds partitions and has read
+ * each to its end.  (Holding none, it waits IDLE_MS.) */
+static bool
+caught_up(q7_consumer *c, q7_topic *t, const char *topic)
+{
+  int held;
+  return export_lag(c, t, topic, &held) == 0 && held > 0;
 }
 
 static int
@@ -706,7 +734,6 @@ kafka_export(struct args *a)
     "client.id", "q7-export",
     "enable.idempotence", "true",
     "partitioner", "murmur2_random",
-    "allow.auto.create.topics", "false",
     NULL,
   };
   char errstr[512];
@@ -719,9 +746,13 @@ kafka_export(struct args *a)
     rc = fail("kafka export: %s", errstr);
     goto out;
   }
+  rd_kafka_set_log_queue(rk, NULL);
   catch_signals();
-  if ((rc = kafka_partitions(rk, "export", ktopic, a->brokers, &kparts)))
+  if ((rc = kafka_partitions(rk, "export", ktopic, a->brokers, &kparts))) {
+    if (rc == STOPPED)
+      rc = 0;
     goto out;
+  }
   if (!(rkt = rd_kafka_topic_new(rk, ktopic, NULL))) {
     rc = fail("kafka export: Kafka topic '%s': %s", shown(ktopic),
               rd_kafka_err2str(rd_kafka_last_error()));
@@ -764,10 +795,10 @@ kafka_export(struct args *a)
     }
     if (!n) {
       if (progress_due(&pr))
-        progress_show(&pr, what, exported, export_lag(c, t, topic));
+        progress_show(&pr, what, exported, export_lag(c, t, topic, NULL));
       if ((rc = check_fatal(rk, what)))
         goto out;
-      if (!a->follow && mono_ms() - idle_since >= IDLE_MS)
+      if (!a->follow && (caught_up(c, t, topic) || mono_ms() - idle_since >= IDLE_MS))
         break;
       rd_kafka_poll(rk, 0);
       continue;
@@ -858,7 +889,9 @@ kafka_export(struct args *a)
     exported += n;
     idle_since = mono_ms();
     if (progress_due(&pr))
-      progress_show(&pr, what, exported, export_lag(c, t, topic));
+      progress_show(&pr, what, exported, export_lag(c, t, topic, NULL));
+    if (!a->follow && caught_up(c, t, topic))
+      break;
   }
   progress_end(&pr);
   rate_text(rate, sizeof rate, exported, start_ms);
@@ -866,6 +899,7 @@ kafka_export(struct args *a)
           shown(ktopic), rate);
 out:
   progress_end(&pr);
+  ctx.ks.quiet = rc != 0;
   if (c && (e = q7_consumer_close(c)) && !rc)
     rc = lib_err(e, "kafka export %s: close", topic);
   if (rkt)
@@ -907,6 +941,7 @@ struct import_ctx {
   int64_t q7_ok, q7_failed;  /* delivery reports from libq7 */
   int q7_first_err;
   int rc;                    /* a failure inside the rebalance callback */
+  bool broken;               /* failed: commit nothing more */
   int64_t imported;
 };
 
@@ -1005,7 +1040,8 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
   /* Revoked or lost: what was read of them goes to libq7 and, unless they
    * are lost already, their offsets are committed while they are still
    * ours. */
-  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
+  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk) &&
+      !x->broken && !x->rc) {
     int rc = import_commit(x, l);
     if (rc && !x->rc)
       x->rc = rc;
@@ -1120,7 +1156,7 @@ kafka_import(struct args *a)
   q7_header *hbuf = NULL;
   size_t hcap = 0;
   int32_t kparts = 0, nparts;
-  int64_t start_ms, idle_since, waiting_since;
+  int64_t start_ms, first_ms = 0, waiting_since;
   bool same, closed = false;
   int rc = 0, e;
 
@@ -1169,10 +1205,14 @@ kafka_import(struct args *a)
     goto out;
   }
   x.rk = rk;
-  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_set_log_queue(rk, NULL);
   catch_signals();
-  if ((rc = kafka_partitions(rk, "import", ktopic, a->brokers, &kparts)))
+  if ((rc = kafka_partitions(rk, "import", ktopic, a->brokers, &kparts))) {
+    if (rc == STOPPED)
+      rc = 0;
     goto out;
+  }
+  rd_kafka_poll_set_consumer(rk);
   if (grow_parts(&x, kparts - 1)) {
     rc = fail("out of memory");
     goto out;
@@ -1198,7 +1238,7 @@ kafka_import(struct args *a)
     fprintf(stderr, "q7: kafka import: note: Kafka topic %s has %" PRId32 " partitions, libq7 "
             "topic %s has %" PRId32 ": keyed records go to murmur2(key) mod %" PRId32
             " (each key stays together, in order, but not on its partition number), "
-            "keyless ones anywhere\n", shown(ktopic), kparts, shown(qtopic), kparts, nparts);
+            "keyless ones anywhere\n", shown(ktopic), kparts, shown(qtopic), nparts, nparts);
 
   if (!(pconf = q7_conf_new())) {
     rc = lib_err(Q7_ENOMEM, "kafka import %s", qtopic);
@@ -1222,7 +1262,7 @@ kafka_import(struct args *a)
     goto out;
   }
 
-  start_ms = idle_since = waiting_since = mono_ms();
+  start_ms = waiting_since = mono_ms();
   while (!signals && !x.rc) {
     /* One batch: up to IMPORT_BATCH records, or what came before a pause. */
     int got = 0;
@@ -1243,12 +1283,27 @@ kafka_import(struct args *a)
         continue;
       }
       if (m->err) {
-        progress_end(&pr);
-        rc = fail("kafka import %s: %s", shown(ktopic), rd_kafka_message_errstr(m));
+        /* The consumer recovers from most errors by itself: those are
+         * warnings.  A topic that is gone or forbidden, or a fatal error,
+         * ends the import. */
+        bool final = m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                     m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                     m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                     m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                     m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED;
+        if (final) {
+          progress_end(&pr);
+          rc = fail("kafka import %s: %s", shown(ktopic), rd_kafka_message_errstr(m));
+          rd_kafka_message_destroy(m);
+          failed = true;
+          break;
+        }
+        on_log(rk, 4, "CONSUME", rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
-        failed = true;
-        break;
+        continue;
       }
+      if (!first_ms)
+        first_ms = mono_ms();
       if (grow_parts(&x, m->partition)) {
         rd_kafka_message_destroy(m);
         rc = fail("out of memory");
@@ -1277,8 +1332,6 @@ kafka_import(struct args *a)
       break;
     if ((rc = check_fatal(rk, what)))
       break;
-    if (got)
-      idle_since = mono_ms();
     if (progress_due(&pr))
       progress_show(&pr, what, x.imported, import_lag(&x));
     if (!a->follow) {
@@ -1296,12 +1349,13 @@ kafka_import(struct args *a)
                   ASSIGN_WAIT_MS / 1000);
         break;
       }
-      (void)idle_since;
     }
   }
   if (!rc && x.rc)
     rc = x.rc;
-  /* Leaving the group revokes the partitions: the callback commits them. */
+  x.broken = x.ks.quiet = rc != 0;
+  /* Leaving the group revokes the partitions: the callback commits them
+   * (unless the import failed: then what was committed stays). */
   progress_end(&pr);
   kerr = rd_kafka_consumer_close(rk);
   closed = true;
@@ -1311,12 +1365,18 @@ kafka_import(struct args *a)
     rc = fail("kafka import %s: closing the Kafka consumer: %s", shown(qtopic),
               rd_kafka_err2str(kerr));
   if (!rc) {
-    rate_text(rate, sizeof rate, x.imported, start_ms);
-    fprintf(stderr, "imported %" PRId64 " records into topic %s %s\n", x.imported,
+    rate_text(rate, sizeof rate, x.imported, first_ms ? first_ms : mono_ms());
+    fprintf(stderr, "imported %" PRId64 " records into topic %s %s", x.imported,
             shown(qtopic), rate);
+    if (first_ms)
+      fprintf(stderr, " after joining group %s (%.1f s)", shown(a->group),
+              (double)(first_ms - start_ms) / 1000.0);
+    fputc('\n', stderr);
   }
 out:
   progress_end(&pr);
+  if (rc)
+    x.broken = x.ks.quiet = true;
   if (rk) {
     if (!closed)
       rd_kafka_consumer_close(rk);
