@@ -233,21 +233,30 @@ topic_partitions(q7 *q, MDB_txn *txn, const char *topic, int32_t *n)
   return rc;
 }
 
+/* A transaction on the metadata (@flags: MDB_RDONLY or 0) and the state of
+ * @c's group on its topic; on error nothing is left open. */
+static int
+gs_begin(q7_consumer *c, unsigned flags, MDB_txn **txn, gstate *g)
+{
+  int32_t parts;
+  int rc = q7__meta_begin(c->q, flags, txn);
+  if (rc)
+    return rc;
+  if ((rc = topic_partitions(c->q, *txn, c->sub_topic, &parts)) ||
+      (rc = gs_load(c->q, *txn, c->group, c->sub_topic, parts, g)))
+    mdb_txn_abort(*txn);
+  return rc;
+}
+
 int
 q7__group_join(q7_consumer *c)
 {
   q7 *q = c->q;
   MDB_txn *txn;
   gstate g;
-  int32_t parts;
   int rc;
-  if ((rc = q7__meta_begin(q, 0, &txn)))
+  if ((rc = gs_begin(c, 0, &txn, &g)))
     return rc;
-  if ((rc = topic_partitions(q, txn, c->sub_topic, &parts)) ||
-      (rc = gs_load(q, txn, c->group, c->sub_topic, parts, &g))) {
-    mdb_txn_abort(txn);
-    return rc;
-  }
   int64_t now = wall_ms();
   gs_expire(&g, now);
   gmember *m = &g.m[g.n++];
@@ -279,17 +288,11 @@ q7__group_leave(q7_consumer *c)
   q7 *q = c->q;
   MDB_txn *txn;
   gstate g;
-  int32_t parts;
   if (!c->joined)
     return;
   c->joined = false;
-  if (q7__meta_begin(q, 0, &txn))
+  if (gs_begin(c, 0, &txn, &g))
     return;
-  if (topic_partitions(q, txn, c->sub_topic, &parts) ||
-      gs_load(q, txn, c->group, c->sub_topic, parts, &g)) {
-    mdb_txn_abort(txn);
-    return;
-  }
   size_t i = member_index(&g, c->member_id);
   if (i != SIZE_MAX) {
     for (int32_t p = 0; p < g.partitions; p++)
@@ -382,18 +385,12 @@ sync_txn(q7_consumer *c, const int32_t *revoked, size_t n_rev, int32_t *claimed,
   q7 *q = c->q;
   MDB_txn *txn;
   gstate g;
-  int32_t parts;
   int rc;
   *n_claim = 0;
   *complete = true;
   *fenced = false;
-  if ((rc = q7__meta_begin(q, 0, &txn)))
+  if ((rc = gs_begin(c, 0, &txn, &g)))
     return rc;
-  if ((rc = topic_partitions(q, txn, c->sub_topic, &parts)) ||
-      (rc = gs_load(q, txn, c->group, c->sub_topic, parts, &g))) {
-    mdb_txn_abort(txn);
-    return rc;
-  }
   int64_t now = wall_ms();
   uint64_t gen0 = g.generation;
   gmember *me = gs_find(&g, c->member_id);
@@ -458,20 +455,14 @@ q7__group_sync(q7_consumer *c)
   q7 *q = c->q;
   MDB_txn *txn;
   gstate g;
-  int32_t parts;
   int rc;
   int64_t mono = q7__mono_ms();
 
   if (!c->joined && (rc = q7__group_join(c)))
     return rc;
   /* 1. A look, read-only: is there anything to do? */
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
+  if ((rc = gs_begin(c, MDB_RDONLY, &txn, &g)))
     return rc;
-  if ((rc = topic_partitions(q, txn, c->sub_topic, &parts)) ||
-      (rc = gs_load(q, txn, c->group, c->sub_topic, parts, &g))) {
-    mdb_txn_abort(txn);
-    return rc;
-  }
   mdb_txn_abort(txn);
   int64_t now = wall_ms();
   gmember *me = gs_find(&g, c->member_id);

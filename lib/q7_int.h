@@ -450,6 +450,8 @@ Q7__HIDDEN int q7__topic_create_id(struct q7 *q, const char *name, int32_t parti
 /* Replace the stored config of an existing topic. */
 Q7__HIDDEN int q7__topic_put_conf(struct q7 *q, const char *name, const q7_conf *conf);
 Q7__HIDDEN int q7__tmeta_get(struct q7 *q, MDB_txn *txn, const char *name, q7__tmeta *m);
+/* The same in a read transaction of its own. */
+Q7__HIDDEN int q7__tmeta_load(struct q7 *q, const char *name, q7__tmeta *m);
 Q7__HIDDEN void q7__tmeta_free(q7__tmeta *m);
 
 struct q7_partition {

@@ -974,13 +974,9 @@ resync_topic(const char *name, int32_t partitions, void *arg)
 {
   resync_ctx *c = arg;
   q7 *q = c->q;
-  MDB_txn *txn;
   q7__tmeta m;
   int rc;
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
-    return rc;
-  rc = q7__tmeta_get(q, txn, name, &m);
-  mdb_txn_abort(txn);
+  rc = q7__tmeta_load(q, name, &m);
   if (rc)
     return rc == Q7_ENOENT ? Q7_OK : rc;
   for (int32_t p = 0; p < partitions && !rc; p++) {
@@ -1100,17 +1096,13 @@ q7_replica_resync(q7 *q, int replica)
 static int
 partition_of(q7 *q, const char *topic, int32_t partition, q7__pe **out)
 {
-  MDB_txn *txn;
   q7__tmeta m;
   int rc;
   if ((rc = q7__name_check(topic)))
     return rc;
   if (partition < 0)
     return q7__err(Q7_EINVAL, "negative partition %d", (int)partition);
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
-    return rc;
-  rc = q7__tmeta_get(q, txn, topic, &m);
-  mdb_txn_abort(txn);
+  rc = q7__tmeta_load(q, topic, &m);
   if (rc)
     return rc;
   if (partition >= m.partitions)

@@ -189,13 +189,9 @@ sweep_topic(const char *name, int32_t partitions, void *arg)
 {
   sweep_ctx *s = arg;
   q7 *q = s->q;
-  MDB_txn *txn;
   q7__tmeta m;
   int rc;
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
-    return rc;
-  rc = q7__tmeta_get(q, txn, name, &m);
-  mdb_txn_abort(txn);
+  rc = q7__tmeta_load(q, name, &m);
   if (rc == Q7_ENOENT)
     return Q7_OK; /* deleted meanwhile */
   if (rc)

@@ -59,6 +59,18 @@ q7__tmeta_get(q7 *q, MDB_txn *txn, const char *name, q7__tmeta *m)
   return rc;
 }
 
+int
+q7__tmeta_load(q7 *q, const char *name, q7__tmeta *m)
+{
+  MDB_txn *txn;
+  int rc = q7__meta_begin(q, MDB_RDONLY, &txn);
+  if (rc)
+    return rc;
+  rc = q7__tmeta_get(q, txn, name, m);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
 void
 q7__tmeta_free(q7__tmeta *m)
 {
@@ -335,17 +347,13 @@ q7_topic_foreach(q7 *q, int (*fn)(const char *name, int32_t partitions, void *ar
 int
 q7_topic_open(q7 *q, const char *name, q7_topic **out)
 {
-  MDB_txn *txn;
   q7__tmeta m;
   int rc;
   if (!q || !out)
     return q7__err(Q7_EINVAL, "q7_topic_open: %s is NULL", !q ? "store" : "out");
   if ((rc = q7__name_check(name)))
     return rc;
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
-    return rc;
-  rc = q7__tmeta_get(q, txn, name, &m);
-  mdb_txn_abort(txn);
+  rc = q7__tmeta_load(q, name, &m);
   if (rc)
     return rc;
   q7_topic *t = calloc(1, sizeof *t);
@@ -523,7 +531,6 @@ q7__topic_put_conf(q7 *q, const char *name, const q7_conf *conf)
 int
 q7_topic_get(q7 *q, const char *name, const char *key, char *buf, size_t *len)
 {
-  MDB_txn *txn;
   q7__tmeta m;
   int rc, scope = 0;
   if (!q || !key || !len)
@@ -532,10 +539,7 @@ q7_topic_get(q7 *q, const char *name, const char *key, char *buf, size_t *len)
     return rc;
   if (q7__conf_key(key, &scope) < 0 || !(scope & Q7S_TOPIC))
     return q7__err(Q7_EINVAL, "config %s is not a topic config", key);
-  if ((rc = q7__meta_begin(q, MDB_RDONLY, &txn)))
-    return rc;
-  rc = q7__tmeta_get(q, txn, name, &m);
-  mdb_txn_abort(txn);
+  rc = q7__tmeta_load(q, name, &m);
   if (rc)
     return rc;
   rc = q7_conf_get(m.conf, key, buf, len);
