@@ -42,7 +42,7 @@
 
 static const char *root = "/tmp/q7-bench";
 static int quick;
-static FILE *csv;
+static FILE *csv, *tsv;         /* results; ratios for the chart */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -135,6 +135,8 @@ report(const char *w, const char *what, const char *sys, double v, const char *u
   if (csv)
     fprintf(csv, "%s,\"%s\",%s,%.3f,%s,%s,%.4f,\"%s\"\n", w, what, sys, v, unit,
             base ? base : "", base ? ratio : 0.0, target ? target : "");
+  if (tsv && base && target && *target)
+    fprintf(tsv, "\"%s %s vs %s\"\t%.3f\n", w, strcmp(sys, "libq7") ? sys : "", base, ratio);
 }
 
 /* ------------------------------------------------------ raw LMDB (a, a') */
@@ -1154,6 +1156,14 @@ main(int argc, char **argv)
     perror(out);
     return 1;
   }
+  if (out) {
+    char tp[4200];
+    snprintf(tp, sizeof tp, "%s.ratios.tsv", out);
+    if (!(tsv = fopen(tp, "w"))) {
+      perror(tp);
+      return 1;
+    }
+  }
   if (csv)
     fprintf(csv, "workload,what,system,value,unit,baseline,ratio,target\n");
   char host[256] = "?";
@@ -1195,6 +1205,8 @@ main(int argc, char **argv)
     w9(w9m);
   if (csv)
     fclose(csv);
+  if (tsv)
+    fclose(tsv);
   rm_rf(root);
   return 0;
 }

@@ -49,9 +49,13 @@ struct q7_producer {
   pthread_cond_t cv_work, cv_done;
   slot *slots;
   int64_t inflight;               /* records sent, not yet reported */
-  report *reps;
-  _Atomic size_t n_reps;          /* read without mu to skip empty serves */
-  size_t cap_reps;
+  /* Reports: filled under mu by whoever commits, served by the caller's
+   * thread from a second array swapped in under mu (no copy, no malloc).
+   * Without a delivery callback only their number is kept. */
+  report *reps, *spare;
+  size_t cap_reps, cap_spare;
+  _Atomic size_t n_ready;         /* records reported, not yet served */
+  bool thread_idle;               /* the linger thread waits with no deadline */
   slot *last;                     /* the slot of the previous send */
   pthread_t thread;
   bool stop;
@@ -81,23 +85,32 @@ cond_init_mono(pthread_cond_t *cv)
   pthread_condattr_destroy(&a);
 }
 
-/* Append a report; called with mu held.  Memory for reports is reserved
- * when a record is accepted, so this cannot fail. */
+/* Report @n records of a batch; called with mu held.  Memory for reports is
+ * reserved when a record is accepted, so this cannot fail. */
 static void
-push_report(q7_producer *p, const char *topic, int32_t part, int64_t off, int err, void *op)
+push_reports(q7_producer *p, const char *topic, int32_t part, int64_t base, int err,
+             void **opaque, uint32_t n)
 {
-  report *r = &p->reps[p->n_reps++];
-  r->topic = topic;
-  r->partition = part;
-  r->offset = off;
-  r->err = err;
-  r->opaque = op;
+  size_t at = atomic_load_explicit(&p->n_ready, memory_order_relaxed);
+  if (p->cb) {
+    for (uint32_t i = 0; i < n; i++) {
+      report *r = &p->reps[at + i];
+      r->topic = topic;
+      r->partition = part;
+      r->offset = err ? -1 : base + i;
+      r->err = err;
+      r->opaque = opaque[i];
+    }
+  }
+  atomic_store_explicit(&p->n_ready, at + n, memory_order_release);
 }
 
 static int
 reserve_reports(q7_producer *p)
 {
-  size_t need = (size_t)p->inflight + p->n_reps + 1;
+  if (!p->cb)
+    return Q7_OK;
+  size_t need = (size_t)p->inflight + atomic_load(&p->n_ready) + 1;
   if (need <= p->cap_reps)
     return Q7_OK;
   size_t cap = p->cap_reps ? p->cap_reps * 2 : 64;
@@ -145,8 +158,7 @@ commit_slot(q7_producer *p, slot *s)
     }
   }
   pthread_mutex_lock(&p->mu);
-  for (uint32_t i = 0; i < b.count; i++)
-    push_report(p, s->topic, s->partition, rc ? -1 : base + i, rc, opaque[i]);
+  push_reports(p, s->topic, s->partition, base, rc, opaque, b.count);
   p->inflight -= b.count;
   s->busy = false;
   q7__batch_free(&b);
@@ -177,7 +189,9 @@ linger_thread(void *arg)
     if (again)
       continue;
     if (next < 0) {
+      p->thread_idle = true; /* senders wake it only now */
       pthread_cond_wait(&p->cv_work, &p->mu);
+      p->thread_idle = false;
     } else {
       struct timespec ts;
       abs_deadline(&ts, next - now);
@@ -193,18 +207,32 @@ static int
 serve_reports(q7_producer *p)
 {
   pthread_mutex_lock(&p->mu);
-  size_t n = p->n_reps;
+  size_t n = atomic_load(&p->n_ready);
   if (!n) {
     pthread_mutex_unlock(&p->mu);
     return 0;
   }
-  report *r = malloc(n * sizeof *r);
-  if (!r) {
-    pthread_mutex_unlock(&p->mu);
-    return 0;
+  report *r = p->reps;
+  if (p->cb) {
+    /* Swap arrays; the one swapped in must hold every record in flight. */
+    size_t need = (size_t)p->inflight + 1;
+    if (p->cap_spare < need) {
+      size_t cap = p->cap_reps > need ? p->cap_reps : need;
+      report *sp = realloc(p->spare, cap * sizeof *sp);
+      if (!sp) { /* serve later; nothing is lost */
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+      }
+      p->spare = sp;
+      p->cap_spare = cap;
+    }
+    size_t cap = p->cap_reps;
+    p->reps = p->spare;
+    p->cap_reps = p->cap_spare;
+    p->spare = r;
+    p->cap_spare = cap;
   }
-  memcpy(r, p->reps, n * sizeof *r);
-  p->n_reps = 0;
+  atomic_store(&p->n_ready, 0);
   pthread_mutex_unlock(&p->mu);
   if (p->cb) {
     for (size_t i = 0; i < n; i++) {
@@ -212,7 +240,6 @@ serve_reports(q7_producer *p)
       p->cb(&d, p->cb_arg);
     }
   }
-  free(r);
   return (int)n;
 }
 
@@ -398,13 +425,14 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
   p->inflight++;
   if (s->b.count == 1) {
     s->deadline = q7__mono_ms() + p->linger;
-    pthread_cond_signal(&p->cv_work);
+    if (p->thread_idle) /* else it wakes by an earlier deadline and looks */
+      pthread_cond_signal(&p->cv_work);
   }
   if ((int64_t)s->b.buf.len >= p->batch_size)
     commit_slot(p, s);
 unlock:
   pthread_mutex_unlock(&p->mu);
-  if (atomic_load_explicit(&p->n_reps, memory_order_relaxed))
+  if (atomic_load_explicit(&p->n_ready, memory_order_relaxed))
     serve_reports(p);
   return rc;
 }
@@ -459,7 +487,7 @@ q7_producer_poll(q7_producer *p, int timeout_ms)
     if (timeout_ms > 0)
       abs_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&p->mu);
-    while (!p->n_reps && p->inflight > 0) {
+    while (!atomic_load(&p->n_ready) && p->inflight > 0) {
       if (timeout_ms < 0)
         pthread_cond_wait(&p->cv_done, &p->mu);
       else if (pthread_cond_timedwait(&p->cv_done, &p->mu, &ts) == ETIMEDOUT)
@@ -524,6 +552,7 @@ q7_producer_close(q7_producer *p)
   }
   q7__handle_ref(p->q, -1);
   free(p->reps);
+  free(p->spare);
   q7__buf_free(&p->scratch);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_work);
