@@ -7,7 +7,8 @@
  * manual: read it top to bottom, in the order a program uses the library.
  *
  *   version -> errors -> configuration -> store -> topics and partitions ->
- *   records -> producer -> consumer -> offsets and lag
+ *   records -> producer -> consumer -> offsets and lag -> retention ->
+ *   consumer status -> replicas
  *
  * Conventions that hold for every function below:
  *
@@ -113,7 +114,8 @@ Q7_API const char *q7_last_error(void);
  *                 partitioner (murmur2_random: keyed records by murmur2,
  *                 keyless ones sticky per batch; murmur2: keyless records
  *                 hash as an empty key; random), retries (10),
- *                 compression.type (none; lz4 or zstd compress each batch as
+ *                 compression.type (the topic key's "producer" default means
+ *                 none here; lz4 or zstd compress each batch as
  *                 Kafka does, with liblz4.so.1 / libzstd.so.1 loaded when
  *                 first needed -- Q7_EIO at q7_producer_new if missing;
  *                 batches that would not shrink are stored plain, and plain
@@ -397,7 +399,10 @@ Q7_API int q7_producer_close(q7_producer *p);
  * retries allowed).  The topic handle may be closed once send returns.
  * Returns Q7_OK, Q7_EINVAL (NULL, bad partition or header), Q7_ENOENT
  * (partition >= count, topic deleted), Q7_ETOOBIG (over message.max.bytes),
- * Q7_ENOMEM.   Thread safety: handle-owned. */
+ * Q7_ENOMEM.  A report's err may also be Q7_EREPLICA (acks=all with too few
+ * in-sync replicas: refused before writing, or -- too few held it after
+ * the write -- left in the primary, where consumers may still read it).
+ * Thread safety: handle-owned. */
 Q7_API int q7_producer_send(q7_producer *p, const q7_msg *m);
 
 /* q7_producer_send_sync - commit one record now (and with sync=true fsync
@@ -405,7 +410,8 @@ Q7_API int q7_producer_send(q7_producer *p, const q7_msg *m);
  * and one fsync.  The delivery callback is not called for it.
  * @partition, @offset: out, may be NULL.
  * Returns Q7_OK or the errors of q7_producer_send plus Q7_EFULL, Q7_EIO,
- * Q7_ECORRUPT, Q7_EBUSY (see q7_producer_send).   Thread safety: handle-owned. */
+ * Q7_ECORRUPT, Q7_EBUSY and Q7_EREPLICA (see q7_producer_send).
+ * Thread safety: handle-owned. */
 Q7_API int q7_producer_send_sync(q7_producer *p, const q7_msg *m,
                                  int32_t *partition, int64_t *offset);
 
@@ -753,6 +759,11 @@ Q7_API int q7_group_delete(q7 *q, const char *group);
  * keeps writing into a deleted directory); one whose append fails (disk
  * full, I/O error) drops out of the partition's.  q7_open and
  * q7_replica_resync catch mirrors up. */
+
+/* q7_replica_count - the number of replicas of the store, 1 + the mirrors in
+ * replica.dirs; Q7_EINVAL for NULL.   Thread safety: store-shared.
+ * Since: 0.1 (extension). */
+Q7_API int q7_replica_count(const q7 *q);
 
 /* q7_replica_status - the end offset of one replica of a partition and
  * whether it is in sync.  @replica 0 is the primary (its own end, which

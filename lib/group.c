@@ -3,7 +3,7 @@
  *
  * Table "groups": key group NUL topic, value
  *   u32 version, i32 partitions, u64 generation, u64 next member id,
- *   u32 members, then per member { u64 id; i32 pid; i32 pad; i64 lease
+ *   u32 members, then per member { u64 id; i32 pid; u32 pid namespace; i64 lease
  *   expiry (wall ms); }, then per partition the u64 id of its owner (0: free).
  *
  * A member joins (generation + 1), renews its lease from poll every
@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,9 +35,17 @@
 typedef struct gmember {
   uint64_t id;
   int32_t pid;
-  int32_t pad;
+  uint32_t pidns;                 /* inode of its PID namespace; 0: unknown */
   int64_t lease;
 } gmember;
+
+/* This process's PID namespace (the inode of /proc/self/ns/pid). */
+static uint32_t
+my_pidns(void)
+{
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
+}
 
 typedef struct gstate {
   int32_t partitions;
@@ -139,8 +148,7 @@ gs_store(q7 *q, MDB_txn *txn, const char *group, const char *topic, const gstate
 
 /* Is process @pid gone?  A process killed but not yet reaped by its parent
  * still answers kill(pid, 0): its state in /proc says zombie (Z) or dead (X).
- * (Members in other PID namespaces cannot be told apart by pid; their
- * leases still expire them.) */
+ * Only meaningful within one PID namespace: member_dead asks it only then. */
 static bool
 process_gone(int32_t pid)
 {
@@ -164,6 +172,11 @@ member_dead(const gmember *m, int64_t now)
 {
   if (m->lease < now)
     return true;
+  /* A pid means something only in the member's own PID namespace; in
+   * another (a container sharing the store) its lease alone decides. */
+  uint32_t ns = my_pidns();
+  if (!m->pidns || !ns || m->pidns != ns)
+    return false;
   return m->pid > 0 && m->pid != getpid() && process_gone(m->pid);
 }
 
@@ -262,6 +275,7 @@ q7__group_join(q7_consumer *c)
   gmember *m = &g.m[g.n++];
   m->id = g.next_id++;
   m->pid = (int32_t)getpid();
+  m->pidns = my_pidns();
   m->lease = now + c->session_timeout;
   g.generation++;
   if (!(rc = gs_store(q, txn, c->group, c->sub_topic, &g))) {

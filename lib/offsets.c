@@ -474,5 +474,6 @@ q7_group_delete(q7 *q, const char *group)
   }
   if ((rc = mdb_txn_commit(txn)))
     return q7__mdb_err(rc, "delete group");
-  return Q7_OK;
+  /* Mirrors hold the group's offsets too. */
+  return q->n_mirrors ? q7__replica_copy_offsets(q, -1, NULL, 0) : Q7_OK;
 }

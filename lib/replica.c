@@ -1128,6 +1128,12 @@ replica_slot(q7__pe *pe, int replica)
 }
 
 int
+q7_replica_count(const q7 *q)
+{
+  return q ? 1 + q->n_mirrors : q7__err(Q7_EINVAL, "q7_replica_count: store is NULL");
+}
+
+int
 q7_replica_status(q7 *q, const char *topic, int32_t partition, int replica, int64_t *end_offset,
                   int *in_sync)
 {
