@@ -104,6 +104,22 @@ $(B)/bench/%: bench/%.c $(B)/$(SONAME)
 # BENCH_ARGS=--quick for small sizes; results in $(B)/bench/results.csv.
 deps-bench:
 	@sh tests/deps.sh $(DEPS_BENCH)
+# libFuzzer (clang): each tests/fuzz/fuzz_*.c for FUZZ_SECONDS, saved
+# crashes replayed first.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh tests/deps.sh clang libclang-rt-14-dev
+	sh tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)
+
+# The long reliability runs: 200 crash rounds per test, 8+4 processes for 60 s.
+$(B)/tests/stress/many_procs: tests/stress/many_procs.c $(B)/libq7.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libq7.a $(LDFLAGS) $(LIBS)
+
+stress: deps-check
+	$(MAKE) build $(B)/tests/stress/many_procs
+	sh tests/stress.sh $(B) 60
+
 # The core tests under valgrind (memcheck): slow, minutes.
 VALGRIND_TESTS = conf record partitioner topic store producer consumer retention
 check-valgrind: deps-check
@@ -146,6 +162,6 @@ uninstall:
 clean:
 	rm -rf $(B) q7-demo
 
-.PHONY: all build check check-valgrind demo bench install uninstall clean deps-build deps-check deps-bench
+.PHONY: all build check check-valgrind fuzz stress demo bench install uninstall clean deps-build deps-check deps-bench
 
 -include $(OBJS:.o=.d)

@@ -12,6 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The largest records area a batch may claim: batch.size is at most 64 MiB
+ * and a record at most message.max.bytes (256 MiB) plus framing. */
+#define MAX_RAW (512u * 1024 * 1024)
+
 struct q7__codecs {
   void *lz4, *zstd;
   bool tried_lz4, tried_zstd;
@@ -136,6 +140,12 @@ q7__batch_inflate(q7 *q, q7__bview *v, q7__arena *a, const char *what, int64_t b
   int rc;
   if (v->codec == Q7__CODEC_NONE || v->recs)
     return Q7_OK;
+  /* Never trust a length before the CRC vouched for it, nor a huge one. */
+  uint32_t want, got_crc = q7__crc32c(0, v->data + 4, v->len - 4);
+  memcpy(&want, v->data, 4);
+  if (want != got_crc || v->raw_len > MAX_RAW)
+    return q7__err(Q7_ECORRUPT, "%s: batch at offset %lld is corrupt (%s)", what,
+                   (long long)base, want != got_crc ? "CRC" : "claimed length");
   if ((rc = load(q, v->codec, &c)))
     return rc;
   const unsigned char *src = v->data + Q7__BATCH_HDR + 4;

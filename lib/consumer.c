@@ -140,7 +140,7 @@ q7__consumer_drop(q7_consumer *c, size_t i, bool commit)
   q7__assign *a = &c->as[i];
   int rc = Q7_OK;
   if (commit && c->group) {
-    q7__commit_req r = { a->t->name, a->partition, a->position, a->pe };
+    q7__commit_req r = { a->t->name, a->partition, a->position, a->pe, a->rtxn };
     rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   if (a->rtxn)
@@ -359,7 +359,7 @@ q7_consumer_commit(q7_consumer *c)
     return q7__err(Q7_ENOMEM, "out of memory");
   for (size_t i = 0; i < c->n_as; i++)
     r[i] = (q7__commit_req){ c->as[i].t->name, c->as[i].partition, c->as[i].position,
-                             c->as[i].pe };
+                             c->as[i].pe, c->as[i].rtxn };
   int rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, r, c->n_as);
   free(r);
   return rc;
@@ -377,7 +377,7 @@ q7_consumer_commit_offset(q7_consumer *c, const char *topic, int32_t partition, 
     return q7__err(Q7_EINVAL, "q7_consumer_commit_offset: negative offset %" PRId64, next);
   q7__assign *a = find(c, topic, partition, NULL);
   if (a) {
-    q7__commit_req r = { a->t->name, partition, next, a->pe };
+    q7__commit_req r = { a->t->name, partition, next, a->pe, a->rtxn };
     return q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   q7_topic *t;
@@ -385,7 +385,7 @@ q7_consumer_commit_offset(q7_consumer *c, const char *topic, int32_t partition, 
   if ((rc = q7_topic_open(c->q, topic, &t)))
     return rc;
   if (!(rc = q7__partition_check(t, partition)) && !(rc = q7__topic_pe(t, partition, &pe))) {
-    q7__commit_req r = { t->name, partition, next, pe };
+    q7__commit_req r = { t->name, partition, next, pe, NULL };
     rc = q7__offsets_commit(c->q, c->group, c->sub_topic ? c->member_id : 0, &r, 1);
   }
   q7_topic_close(t);

@@ -526,7 +526,7 @@ q7__group_sync(q7_consumer *c)
         for (size_t j = 0; j < n_rev; j++)
           if (c->as[i].partition == revoked[j])
             r[m++] = (q7__commit_req){ c->as[i].t->name, c->as[i].partition,
-                                       c->as[i].position, c->as[i].pe };
+                                       c->as[i].position, c->as[i].pe, c->as[i].rtxn };
       if (r && m)
         q7__offsets_commit(q, c->group, c->member_id, r, m); /* fenced: dropped below */
       free(r);

@@ -113,6 +113,11 @@ q7__offsets_commit(q7 *q, const char *group, uint64_t member, const q7__commit_r
   for (size_t i = 0; i < n && !rc; i++) {
     int64_t ls;
     rc = q7__pe_offsets_now(r[i].pe, &ls, &hw[i]);
+    /* Another process grew the map while this one holds records of the
+     * partition: the snapshot the consumer holds still tells a high
+     * watermark (at least as old as what it read). */
+    if (rc == Q7_EBUSY && r[i].held)
+      rc = q7__pe_offsets(r[i].pe, r[i].held, &ls, &hw[i]);
     if (!rc && (r[i].next < 0 || r[i].next > hw[i]))
       rc = q7__err(Q7_ERANGE,
                    "commit of group \"%s\" on topic %s partition %d: offset %" PRId64

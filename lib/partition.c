@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define MAP_INITIAL (64UL * 1024 * 1024)
 #define MAP_MIN (256UL * 1024)
 #define MAP_STEP_MAX (4UL * 1024 * 1024 * 1024)
 #define GROW_WAIT_MS 2000
+#define OVER_CAP (1UL * 1024 * 1024)
 
 #define KEY(s) (&(MDB_val){ sizeof(s) - 1, (void *)(s) })
 #define K_FORMAT KEY("format")
@@ -308,12 +310,16 @@ q7__pe_drop_idle(q7 *q, const char *topic)
  * the size another process set (@seen 0).  Waits for this process's readers
  * that hold records of the partition to let go. */
 static int
-pe_grow(q7__pe *pe, size_t seen)
+pe_grow(q7__pe *pe, size_t seen, bool over_cap)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   ts.tv_sec += GROW_WAIT_MS / 1000;
-  int e = pthread_rwlock_timedwrlock(&pe->maplock, &ts);
+  /* Adopting another process's size is only needed to read what it wrote:
+   * when this process holds records of the partition, fail at once (the
+   * caller reads its older snapshot or retries) rather than wait. */
+  int e = seen ? pthread_rwlock_timedwrlock(&pe->maplock, &ts)
+               : pthread_rwlock_trywrlock(&pe->maplock);
   if (e)
     return q7__err(Q7_EBUSY,
                    "topic %s partition %d: map growth waits for readers holding records in "
@@ -329,6 +335,10 @@ pe_grow(q7__pe *pe, size_t seen)
   } else if (info.me_mapsize == seen) {
     size_t step = seen < MAP_STEP_MAX ? seen : MAP_STEP_MAX;
     size_t want = seen + step, cap = map_cap(pe->q, pe);
+    /* A transaction that frees space (a retention sweep) may pass
+     * storage.max.bytes by a little: deleting needs pages too. */
+    if (over_cap && cap < seen + OVER_CAP)
+      cap = seen + OVER_CAP;
     if (want > cap)
       want = cap;
     if (want <= seen + 64 * 1024)
@@ -386,20 +396,41 @@ q7__pe_ends(q7__pe *pe, MDB_txn *txn, q7__ends *e)
   if ((rc = mdb_cursor_open(txn, pe->log, &cur)))
     return q7__mdb_err(rc, "open cursor");
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-  mdb_cursor_close(cur);
   if (rc == MDB_NOTFOUND) {
+    mdb_cursor_close(cur);
     e->next = e->log_start;
     e->empty = true;
     return Q7_OK;
   }
-  if (rc)
+  if (rc) {
+    mdb_cursor_close(cur);
     return q7__mdb_err(rc, "read last batch");
-  if (q7__bkey_get(&k, &bk) || v.mv_size < Q7__BATCH_HDR)
+  }
+  if (q7__bkey_get(&k, &bk) || v.mv_size < Q7__BATCH_HDR) {
+    mdb_cursor_close(cur);
     return q7__err(Q7_ECORRUPT, "topic %s partition %d: malformed last batch", pe->topic,
                    (int)pe->index);
+  }
   const unsigned char *h = v.mv_data;
   uint32_t count = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
                    (uint32_t)h[11] << 24;
+  /* Keys are outside the batches' CRC: the last must follow the one before
+   * it, or a flipped bit would move the log's end. */
+  MDB_val pk, pv;
+  q7__bkey pb;
+  if (mdb_cursor_get(cur, &pk, &pv, MDB_PREV) == 0) {
+    uint32_t pc = 0;
+    if (!q7__bkey_get(&pk, &pb) && pv.mv_size >= Q7__BATCH_HDR)
+      memcpy(&pc, (const unsigned char *)pv.mv_data + 8, 4);
+    if (pc == 0 || pb.base + (int64_t)pc != bk.base) {
+      mdb_cursor_close(cur);
+      return q7__err(Q7_ECORRUPT,
+                     "topic %s partition %d: the last batch's key (offset %" PRId64
+                     ") does not follow the batch before it", pe->topic, (int)pe->index,
+                     bk.base);
+    }
+  }
+  mdb_cursor_close(cur);
   int64_t end = bk.base + count;
   e->next = end > e->log_start ? end : e->log_start;
   e->end_pos = bk.pos + (int64_t)v.mv_size;
@@ -419,8 +450,40 @@ pe_ends(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *next)
   return rc;
 }
 
+/* The partition's files were removed underneath (rm -rf): LMDB would go on
+ * writing into an unlinked file, and acknowledge records nobody can read. */
+static int
+check_linked(q7__pe *pe)
+{
+  int fd;
+  struct stat st;
+  if (mdb_env_get_fd(pe->env, &fd) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0)
+    return q7__err(Q7_ENOENT, "topic %s partition %d: its files were removed (%s)", pe->topic,
+                   (int)pe->index, pe->path);
+  return Q7_OK;
+}
+
+/* LMDB turns a short write into EIO: tell a full disk from an I/O error. */
+static int
+commit_err(q7__pe *pe, int rc)
+{
+  struct statvfs vs;
+  if ((rc == EIO || rc == ENOSPC) && statvfs(pe->path, &vs) == 0 &&
+      (uint64_t)vs.f_bavail * vs.f_frsize < 4u * 1024 * 1024)
+    return q7__err(Q7_EFULL, "topic %s partition %d: the filesystem of %s is full", pe->topic,
+                   (int)pe->index, pe->path);
+  return q7__mdb_err(rc, pe->path);
+}
+
 int
 q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *arg)
+{
+  return q7__pe_write_ex(pe, fn, arg, false);
+}
+
+int
+q7__pe_write_ex(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *arg,
+                bool frees)
 {
   for (int attempt = 0; attempt < 64; attempt++) {
     MDB_txn *txn;
@@ -430,7 +493,7 @@ q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *a
     int rc = mdb_txn_begin(pe->env, NULL, 0, &txn);
     if (rc == MDB_MAP_RESIZED) {
       pthread_rwlock_unlock(&pe->maplock);
-      if ((rc = pe_grow(pe, 0)))
+      if ((rc = pe_grow(pe, 0, false)))
         return rc;
       continue;
     }
@@ -438,15 +501,16 @@ q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void *a
       pthread_rwlock_unlock(&pe->maplock);
       return q7__mdb_err(rc, pe->path);
     }
-    if ((rc = check_deleted(pe, txn)) == Q7_OK && (rc = fn(pe, txn, arg)) == Q7_OK) {
+    if ((rc = check_deleted(pe, txn)) == Q7_OK && (rc = check_linked(pe)) == Q7_OK &&
+        (rc = fn(pe, txn, arg)) == Q7_OK) {
       if ((rc = mdb_txn_commit(txn)) && rc != MDB_MAP_FULL)
-        rc = q7__mdb_err(rc, pe->path);
+        rc = commit_err(pe, rc);
     } else {
       mdb_txn_abort(txn);
     }
     pthread_rwlock_unlock(&pe->maplock);
     if (rc == MDB_MAP_FULL) {
-      if ((rc = pe_grow(pe, info.me_mapsize)))
+      if ((rc = pe_grow(pe, info.me_mapsize, frees)))
         return rc;
       continue;
     }
@@ -589,7 +653,7 @@ q7__pe_read_begin(q7__pe *pe, MDB_txn **txn)
     pthread_rwlock_unlock(&pe->maplock);
     if (rc != MDB_MAP_RESIZED)
       return q7__mdb_err(rc, pe->path);
-    if ((rc = pe_grow(pe, 0)))
+    if ((rc = pe_grow(pe, 0, false)))
       return rc;
   }
   return q7__err(Q7_EBUSY, "%s: map keeps being resized", pe->path);
@@ -695,5 +759,9 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
     rc = q7__mdb_err(rc, what);
 done:
   mdb_cursor_close(cur);
+  /* Records read before a bad batch are delivered; the next read, starting
+   * at the bad batch, reports it. */
+  if (rc < 0 && n > 0)
+    rc = (int)n;
   return rc;
 }

@@ -313,6 +313,9 @@ Q7__HIDDEN int q7__pe_mark_deleted(q7__pe *pe);
  * MDB_MAP_FULL untranslated so that the map grows and @fn runs again. */
 Q7__HIDDEN int q7__pe_write(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg),
                             void *arg);
+/* @frees: the transaction frees space (may pass storage.max.bytes a little). */
+Q7__HIDDEN int q7__pe_write_ex(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg),
+                               void *arg, bool frees);
 /* Append a sealed batch; *base receives its first offset (set also when
  * the result is Q7_EREPLICA after the primary committed). */
 Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base);
@@ -428,6 +431,9 @@ Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);
 /* Meta write txn with map growth handled by the caller's retry. */
 Q7__HIDDEN int q7__meta_begin(struct q7 *q, unsigned flags, MDB_txn **txn);
 Q7__HIDDEN int q7__rm_rf(const char *path);
+/* The filesystem reserve (DIR/reserve) for freeing space on a full disk. */
+Q7__HIDDEN void q7__store_reserve_make(struct q7 *q);
+Q7__HIDDEN bool q7__store_reserve_free(struct q7 *q);
 /* q7_open for a mirror directory (no replica.dirs of its own). */
 Q7__HIDDEN int q7__open_mirror(struct q7 **out, const char *dir, const q7_conf *conf);
 /* Q7_ECORRUPT when an environment's file is shorter than its pages (a
@@ -497,6 +503,7 @@ typedef struct q7__commit_req {
   int32_t partition;
   int64_t next;
   q7__pe *pe;                     /* to read the high watermark */
+  MDB_txn *held;                  /* a read txn the caller holds, or NULL */
 } q7__commit_req;
 
 /* @member non-zero: a subscribed member, which must own each partition. */

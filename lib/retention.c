@@ -171,7 +171,9 @@ sweep_partition(q7__pe *pe, int64_t now, int64_t rms, int64_t rbytes, int64_t *r
    * also finishes what an interrupted sweep left. */
   del_arg a = { .target = target };
   do {
-    if ((rc = q7__pe_write(pe, delete_fn, &a)))
+    if ((rc = q7__pe_write_ex(pe, delete_fn, &a, true)) == Q7_EFULL)
+      rc = q7__store_reserve_free(pe->q) ? q7__pe_write_ex(pe, delete_fn, &a, true) : rc;
+    if (rc)
       return rc;
   } while (a.more);
   *removed += target - e.log_start;
@@ -228,6 +230,8 @@ q7_retention_sweep(q7 *q, int64_t now_ms, int64_t *removed)
   /* The mirrors hold the same records and configs: the same sweep. */
   if (!rc && q->n_mirrors)
     rc = q7__replica_sweep(q, s.now);
+  if (!rc)
+    q7__store_reserve_make(q); /* if a full disk used it up */
   if (removed)
     *removed = s.removed;
   return rc;

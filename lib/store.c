@@ -185,7 +185,7 @@ check_not_foreign(const char *dir)
   while (!foreign && (e = readdir(d))) {
     const char *n = e->d_name;
     if (strcmp(n, ".") && strcmp(n, "..") && strcmp(n, "topics") && strcmp(n, "notify") &&
-        strcmp(n, "trash"))
+        strcmp(n, "trash") && strcmp(n, "reserve"))
       foreign = n;
   }
   int rc = Q7_OK;
@@ -368,6 +368,7 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     goto fail;
   if ((rc = q7__notify_open(&q->notify, dir)))
     goto fail;
+  q7__store_reserve_make(q);
   if ((rc = q7__replica_open(q)))
     goto fail;
   if ((rc = q7__retention_start(q)))
@@ -427,6 +428,39 @@ q7_close(q7 *q)
   pthread_cond_destroy(&q->sweep_cv);
   free(q);
   return Q7_OK;
+}
+
+/* DIR/reserve: space set aside on the filesystem for the day it is full.
+ * Freeing records needs a few pages too; a sweep that finds the disk full
+ * deletes the reserve and tries again, and the reserve is made again once
+ * there is room. */
+#define RESERVE_BYTES (4 * 1024 * 1024)
+
+void
+q7__store_reserve_make(q7 *q)
+{
+  char path[4200];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/reserve", q->dir);
+  if (stat(path, &st) == 0 && st.st_size >= RESERVE_BYTES)
+    return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  if (posix_fallocate(fd, 0, RESERVE_BYTES) != 0) {
+    close(fd);
+    unlink(path); /* no room for it now; the next sweep tries again */
+    return;
+  }
+  close(fd);
+}
+
+bool
+q7__store_reserve_free(q7 *q)
+{
+  char path[4200];
+  snprintf(path, sizeof path, "%s/reserve", q->dir);
+  return unlink(path) == 0;
 }
 
 int
