@@ -25,11 +25,11 @@ int main(int argc, char **argv) {
 }
 C
 for pc in libq7 libpq7; do
-  cc -std=c11 -Wall -Werror -o "$d/app-$pc" "$d/app.c" $(pkg-config --cflags --libs $pc) \
+  cc -std=c11 -Wall -Werror ${Q7_SAN_CFLAGS:-} -o "$d/app-$pc" "$d/app.c" $(pkg-config --cflags --libs $pc) \
     -Wl,-rpath,"$d/prefix/lib"
   "$d/app-$pc" "$d/store-$pc" | grep -q '^ok '
 done
-cc -std=c11 -o "$d/app-static" "$d/app.c" $(pkg-config --cflags libq7) \
+cc -std=c11 ${Q7_SAN_CFLAGS:-} -o "$d/app-static" "$d/app.c" $(pkg-config --cflags libq7) \
   "$d/prefix/lib/libq7.a" $(pkg-config --libs-only-other --static libq7) -llmdb -lpthread
 "$d/app-static" "$d/store-static" | grep -q '^ok '
 [ -f "$d/prefix/include/q7.h" ] && [ -f "$d/prefix/lib/libq7.so.0" ]

@@ -42,7 +42,7 @@ note() {
 }
 
 # ------------------------------------------- the tool without librdkafka
-if ! "$CC" -std=c11 -O0 -D_GNU_SOURCE -Iinclude -o "$tmp/q7-plain" tools/*.c "$B/libq7.a" \
+if ! "$CC" -std=c11 -O0 -D_GNU_SOURCE ${Q7_SAN_CFLAGS:-} -Iinclude -o "$tmp/q7-plain" tools/*.c "$B/libq7.a" \
      -lmicrohttpd -ljansson -llmdb -lpthread 2>"$tmp/cc.err"; then
   fail "the tool does not build without librdkafka:"
   cat "$tmp/cc.err" >&2

@@ -171,7 +171,7 @@ else
     sed -e 's/\\-/-/g' -e 's/\\e/\\/g' > "$tmp/hello.c"
   if [ ! -s "$tmp/hello.c" ]; then
     fail "$MAN/man7/q7.7 has no example program (.EX block in EXAMPLES)"
-  elif ! "$CC" -std=c11 -Wall -Wextra -Werror -Iinclude -o "$tmp/hello" "$tmp/hello.c" \
+  elif ! "$CC" -std=c11 -Wall -Wextra -Werror ${Q7_SAN_CFLAGS:-} -Iinclude -o "$tmp/hello" "$tmp/hello.c" \
          -L"$B" -lq7 -Wl,-rpath,"$(cd "$B" && pwd)" 2>"$tmp/err"; then
     fail "the example of q7(7) does not compile:"
     cat "$tmp/err" >&2

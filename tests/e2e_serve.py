@@ -765,8 +765,11 @@ class TestPage(ServeCase):
                "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile,
                "--virtual-time-budget=5000"] + list(args) + ["http://127.0.0.1:%d/" % self.port]
+        # Chromium must not inherit a sanitizer runtime preloaded for libq7
+        # (make check SANITIZE=1).
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         try:
             out, _ = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
