@@ -48,8 +48,11 @@ for t in "$@"; do
   done
   [ $known -eq 1 ] && fail=$((fail + 1))
   # Corpus dirs: new inputs go to the first; the seeds are read only.
+  # tests/fuzz/TARGET.flags: extra libFuzzer flags of a target, if any.
+  extra=$(cat "tests/fuzz/$t.flags" 2>/dev/null)
   Q7_FUZZ_SKIP_KNOWN=$known "$bin" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$arts/" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$arts/" $extra "$corpus" "tests/fuzz/corpus/$t" \
+    >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   [ -n "$execs" ] || execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)
