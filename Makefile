@@ -120,6 +120,15 @@ stress: deps-check
 	$(MAKE) build $(B)/tests/stress/many_procs
 	sh tests/stress.sh $(B) 60
 
+# Every thread of libq7 at once under ThreadSanitizer (Criterion itself
+# cannot start under TSan, so a standalone driver).
+check-tsan: deps-check
+	$(MAKE) B=$(B)-tsan SANITIZE=thread $(B)-tsan/libq7.a
+	$(CC) -std=c11 -g -O1 -fsanitize=thread -D_GNU_SOURCE -Iinclude -o $(B)-tsan/tsan-threads \
+	  tests/tsan/threads.c $(B)-tsan/libq7.a -llmdb -lpthread
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan/tsan.supp halt_on_error=1" \
+	  $(B)-tsan/tsan-threads /tmp/q7-tsan-$$$$ 5
+
 # The core tests under valgrind (memcheck): slow, minutes.
 VALGRIND_TESTS = conf record partitioner topic store producer consumer retention
 check-valgrind: deps-check
@@ -162,6 +171,6 @@ uninstall:
 clean:
 	rm -rf $(B) q7-demo
 
-.PHONY: all build check check-valgrind fuzz stress demo bench install uninstall clean deps-build deps-check deps-bench
+.PHONY: all build check check-valgrind check-tsan fuzz stress demo bench install uninstall clean deps-build deps-check deps-bench
 
 -include $(OBJS:.o=.d)

@@ -32,6 +32,7 @@ pe_free(q7__pe *pe)
     mdb_env_close(pe->env);
   pthread_rwlock_destroy(&pe->maplock);
   pthread_mutex_destroy(&pe->gc_mu);
+  pthread_mutex_destroy(&pe->repl_mu);
   pthread_cond_destroy(&pe->gc_cv);
   free(pe->topic);
   free(pe->path);
@@ -244,6 +245,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   pe->topic_id = topic_id;
   pthread_rwlock_init(&pe->maplock, NULL);
   pthread_mutex_init(&pe->gc_mu, NULL);
+  pthread_mutex_init(&pe->repl_mu, NULL);
   pthread_cond_init(&pe->gc_cv, NULL);
   pe->gc_tail = &pe->gc_head;
   size_t plen = strlen(q->dir) + strlen(topic) + 32;

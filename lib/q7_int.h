@@ -292,12 +292,12 @@ typedef struct q7__pe {
   pthread_cond_t gc_cv;
   q7__gcreq *gc_head, **gc_tail;
   bool gc_leader;
-  /* replication (replica.c); set once by q7__replica_load */
+  /* replication (replica.c), under repl_mu: set once by q7__replica_load */
+  pthread_mutex_t repl_mu;
   bool repl_loaded;
   int rf, n_rep;
   int rep[Q7__MAX_MIRRORS];       /* mirror indexes holding a copy */
   struct q7__pe *mpe[Q7__MAX_MIRRORS]; /* their environments, opened on use */
-  int64_t min_isr_now;
 } q7__pe;
 
 Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,

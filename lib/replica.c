@@ -54,24 +54,21 @@ int
 q7__replica_load(q7__pe *pe)
 {
   q7 *q = pe->q;
-  MDB_txn *txn;
   q7__tmeta m;
-  if (pe->repl_loaded || !q->n_mirrors)
+  if (!q->n_mirrors)
     return Q7_OK;
-  int rc = q7__meta_begin(q, MDB_RDONLY, &txn);
-  if (rc)
-    return rc;
-  rc = q7__tmeta_get(q, txn, pe->topic, &m);
-  mdb_txn_abort(txn);
-  if (rc)
-    return rc;
-  if (m.id == pe->topic_id) {
-    pe->rf = (int)q7__conf_int(m.conf, Q7K_REPLICATION_FACTOR);
-    pe->n_rep = placement(q, pe->topic_id, pe->index, pe->rf, pe->rep);
-    pe->repl_loaded = true;
+  pthread_mutex_lock(&pe->repl_mu);
+  int rc = Q7_OK;
+  if (!pe->repl_loaded && !(rc = q7__tmeta_load(q, pe->topic, &m))) {
+    if (m.id == pe->topic_id) {
+      pe->rf = (int)q7__conf_int(m.conf, Q7K_REPLICATION_FACTOR);
+      pe->n_rep = placement(q, pe->topic_id, pe->index, pe->rf, pe->rep);
+      pe->repl_loaded = true;
+    }
+    q7__tmeta_free(&m);
   }
-  q7__tmeta_free(&m);
-  return Q7_OK;
+  pthread_mutex_unlock(&pe->repl_mu);
+  return rc;
 }
 
 /* ------------------------------------------------------- in-sync state */
@@ -119,9 +116,10 @@ out_of_sync(q7 *q, MDB_txn *txn, const char *topic, int32_t p, uint64_t *mask)
   return Q7_OK;
 }
 
-/* The in-sync mirrors of @pe's partition, as indexes into pe->rep. */
+/* The in-sync mirrors of @pe's partition, as indexes into pe->rep, and
+ * (if @min_isr) the topic's min.insync.replicas now. */
 static int
-insync(q7__pe *pe, bool *in)
+insync(q7__pe *pe, bool *in, int64_t *min_isr)
 {
   q7 *q = pe->q;
   MDB_txn *txn;
@@ -131,8 +129,8 @@ insync(q7__pe *pe, bool *in)
     return rc;
   rc = out_of_sync(q, txn, pe->topic, pe->index, &mask);
   q7__tmeta m;
-  if (!rc && q7__tmeta_get(q, txn, pe->topic, &m) == Q7_OK) {
-    pe->min_isr_now = q7__conf_int(m.conf, Q7K_MIN_INSYNC); /* may be altered */
+  if (!rc && min_isr && q7__tmeta_get(q, txn, pe->topic, &m) == Q7_OK) {
+    *min_isr = q7__conf_int(m.conf, Q7K_MIN_INSYNC); /* may be altered */
     q7__tmeta_free(&m);
   }
   mdb_txn_abort(txn);
@@ -212,13 +210,13 @@ mirror_pe(q7__pe *pe, int j, q7__pe **out)
   q7 *m = pe->q->mirrors[pe->rep[j]].store;
   if (!m)
     return q7__err(Q7_EREPLICA, "mirror %d is not open", pe->rep[j] + 1);
-  if (!pe->mpe[j]) {
-    int rc = q7__pe_get(m, pe->topic, pe->topic_id, pe->index, false, &pe->mpe[j]);
-    if (rc)
-      return rc;
-  }
+  int rc = Q7_OK;
+  pthread_mutex_lock(&pe->repl_mu);
+  if (!pe->mpe[j])
+    rc = q7__pe_get(m, pe->topic, pe->topic_id, pe->index, false, &pe->mpe[j]);
   *out = pe->mpe[j];
-  return Q7_OK;
+  pthread_mutex_unlock(&pe->repl_mu);
+  return rc;
 }
 
 typedef struct copy_arg {
@@ -367,7 +365,8 @@ q7__replica_append(q7__pe *pe, bool acks_all, const MDB_val *key, const MDB_val 
   memset(res, 0, sizeof *res);
   if (!q->n_mirrors || (rc = q7__replica_load(pe)) || pe->n_rep == 0)
     return Q7_OK;
-  if ((rc = insync(pe, in)))
+  int64_t min_isr = 1;
+  if ((rc = insync(pe, in, &min_isr)))
     return rc;
   int n_in = 1;
   for (int j = 0; j < pe->n_rep; j++)
@@ -376,7 +375,6 @@ q7__replica_append(q7__pe *pe, bool acks_all, const MDB_val *key, const MDB_val 
     res->wake = true; /* the replication thread follows */
     return Q7_OK;
   }
-  int64_t min_isr = pe->min_isr_now;
   if (n_in < min_isr)
     return q7__err(Q7_EREPLICA,
                    "topic %s partition %d: %d replicas in sync, min.insync.replicas is %" PRId64,
@@ -463,7 +461,7 @@ q7__replica_hw(q7__pe *pe, int64_t *hw)
   int rc;
   if (!pe->q->n_mirrors || (rc = q7__replica_load(pe)) || pe->n_rep == 0)
     return Q7_OK;
-  if ((rc = insync(pe, in)))
+  if ((rc = insync(pe, in, NULL)))
     return rc;
   for (int j = 0; j < pe->n_rep; j++) {
     q7__pe *mpe;
@@ -495,7 +493,7 @@ follow(q7__pe *pe)
 {
   bool in[Q7__MAX_MIRRORS];
   q7__ends e;
-  if (q7__replica_load(pe) || pe->n_rep == 0 || insync(pe, in) || primary_ends(pe, &e))
+  if (q7__replica_load(pe) || pe->n_rep == 0 || insync(pe, in, NULL) || primary_ends(pe, &e))
     return;
   for (int j = 0; j < pe->n_rep; j++) {
     q7__pe *mpe;
@@ -1161,7 +1159,7 @@ q7_replica_status(q7 *q, const char *topic, int32_t partition, int replica, int6
     if (j < 0)
       rc = q7__err(Q7_ENOENT, "replica %d holds no copy of topic %s partition %d", replica,
                    topic, (int)partition);
-    else if (!(rc = insync(pe, in))) {
+    else if (!(rc = insync(pe, in, NULL))) {
       sync = in[j];
       use_mirror(q, replica - 1);
       if (mirror_pe(pe, j, &mpe) || q7__pe_offsets_now(mpe, &ls, &end))
