@@ -30,6 +30,7 @@
  * crash of the library in a verifier fails the test instead of killing the
  * runner. */
 #include "helpers.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -73,21 +74,6 @@ teardown(void)
   }
   tmpdir_rm(dir);
   dir = NULL;
-}
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
 }
 
 static uint64_t
@@ -184,21 +170,6 @@ kill_child(int k)
 {
   kill(kids[k], SIGKILL);
   return reap(k, 30000);
-}
-
-static bool
-write_full(int fd, const void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t k = write(fd, (const char *)buf + done, len - done);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    done += (size_t)k;
-  }
-  return true;
 }
 
 /* Memory every process of the test shares: children leave their verdict

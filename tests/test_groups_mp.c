@@ -26,6 +26,7 @@
  * shapes; a dead process freeing its partitions long before its lease; and
  * a killed process not yet reaped counting as dead. */
 #include "helpers.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -55,24 +56,11 @@ mono_ns(void)
 }
 
 static int64_t
-mono_ms(void)
-{
-  return mono_ns() / 1000000;
-}
-
-static int64_t
 wall_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
 }
 
 static int
@@ -253,21 +241,6 @@ spawn(int (*fn)(void *), void *arg, int keep_a, int keep_b)
   }
   kids[n_kids] = pid;
   return n_kids++;
-}
-
-static bool
-write_full(int fd, const void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t k = write(fd, (const char *)buf + done, len - done);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    done += (size_t)k;
-  }
-  return true;
 }
 
 /* ------------------------------------------------------------ child side */

@@ -23,6 +23,7 @@
  * message instead of killing the runner.  The parent never opens a store
  * it will fork after. */
 #include "helpers.h"
+#include "proc.h"
 #include "q7_int.h"
 
 #include <dirent.h>
@@ -84,14 +85,6 @@ teardown(void)
 }
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *
 path_of(const char *rel)

@@ -6,6 +6,7 @@
  * LMDB forbids using an environment across fork(), so the parent opens the
  * store only after its last fork, or not at all: a child creates the topics. */
 #include "helpers.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -59,19 +60,6 @@ mono_ns(void)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int64_t
-mono_ms(void)
-{
-  return mono_ns() / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
-}
-
 /* Run @fn(@arg) in a child that dies with the test; returns its index. */
 static int
 spawn(int (*fn)(void *), void *arg)
@@ -116,47 +104,6 @@ reap(int k, int ms)
   if (WIFEXITED(status))
     return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* Read exactly @len bytes within @ms; false on timeout or EOF. */
-static bool
-read_full(int fd, void *buf, size_t len, int ms)
-{
-  size_t got = 0;
-  int64_t end = mono_ms() + ms;
-  while (got < len) {
-    int64_t left = end - mono_ms();
-    if (left <= 0)
-      return false;
-    struct pollfd pfd = { fd, POLLIN, 0 };
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
-    ssize_t k = read(fd, (char *)buf + got, len - got);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    got += (size_t)k;
-  }
-  return true;
-}
-
-static bool
-write_full(int fd, const void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t k = write(fd, (const char *)buf + done, len - done);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    done += (size_t)k;
-  }
-  return true;
 }
 
 /* Block until the parent closes the write end of @fd (everyone starts at

@@ -28,6 +28,7 @@
  * Children are stopped by PID in every path (teardown), the tmpfs is
  * unmounted in every path before anything is asserted. */
 #include "helpers.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -115,26 +116,11 @@ TestSuite(replica, .init = setup, .fini = teardown);
 /* ------------------------------------------------------------ helpers */
 
 static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 wall_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
 }
 
 static uint64_t
@@ -152,47 +138,6 @@ rm_rf(const char *path)
   char cmd[4400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   cr_assert_eq(system(cmd), 0, "%s failed", cmd);
-}
-
-static bool
-write_full(int fd, const void *buf, size_t len)
-{
-  size_t done = 0;
-  while (done < len) {
-    ssize_t k = write(fd, (const char *)buf + done, len - done);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    done += (size_t)k;
-  }
-  return true;
-}
-
-/* Read exactly @len bytes within @ms; false on timeout or EOF. */
-static bool
-read_full(int fd, void *buf, size_t len, int ms)
-{
-  size_t got = 0;
-  int64_t end = mono_ms() + ms;
-  while (got < len) {
-    int64_t left = end - mono_ms();
-    if (left <= 0)
-      return false;
-    struct pollfd pfd = { fd, POLLIN, 0 };
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return false;
-    ssize_t k = read(fd, (char *)buf + got, len - got);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    got += (size_t)k;
-  }
-  return true;
 }
 
 /* Run @fn(@arg) in a child that dies with the test; returns its slot. */
