@@ -70,7 +70,7 @@ $(B)/tools/q7: $(TOOL_SRCS) $(wildcard tools/*.h) $(B)/libq7.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TOOL_DEFS) -o $@ $(TOOL_SRCS) $(B)/libq7.a $(LDFLAGS) $(TOOL_LIBS) $(LIBS)
 
-$(B)/tests/%: tests/%.c tests/helpers.h tests/proc.h $(B)/libq7.a
+$(B)/tests/%: tests/%.c tests/helpers.h tests/proc.h tests/kids.h tests/fixture.h $(B)/libq7.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Ilib -o $@ $< $(B)/libq7.a $(LDFLAGS) -lcriterion $(LIBS)
 

@@ -3,6 +3,7 @@
  * position, commits, auto-commit, committed offsets and lag, and resuming
  * after a consumer process is killed. */
 #include "helpers.h"
+#include "fixture.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -19,37 +20,6 @@
 
 /* ------------------------------------------------------------ fixture */
 
-static char *dir;
-static q7 *q;
-
-static void
-store_open(const q7_conf *conf)
-{
-  Q7_OK_OR_FAIL(q7_open(&q, dir, conf));
-}
-
-static void
-setup(void)
-{
-  dir = tmpdir_new();
-  store_open(NULL);
-}
-
-static void
-setup_nostore(void)
-{
-  dir = tmpdir_new();
-}
-
-static void
-teardown(void)
-{
-  if (q)
-    q7_close(q);
-  q = NULL;
-  tmpdir_rm(dir);
-  dir = NULL;
-}
 
 static int64_t
 mono_ns(void)

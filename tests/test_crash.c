@@ -31,6 +31,7 @@
  * runner. */
 #include "helpers.h"
 #include "proc.h"
+#include "kids.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -48,30 +49,21 @@
 
 /* ------------------------------------------------------------ fixture */
 
-enum { MAX_KIDS = 8 };
 
 static char *dir;
-static pid_t kids[MAX_KIDS];
 
 static void
 setup(void)
 {
   dir = tmpdir_new();
-  for (int i = 0; i < MAX_KIDS; i++)
-    kids[i] = 0;
+  kids_reset();
 }
 
 /* Stop any child still running, by PID. */
 static void
 teardown(void)
 {
-  for (int i = 0; i < MAX_KIDS; i++) {
-    if (kids[i] > 0) {
-      kill(kids[i], SIGKILL);
-      waitpid(kids[i], NULL, 0);
-      kids[i] = 0;
-    }
-  }
+  kids_kill_all();
   tmpdir_rm(dir);
   dir = NULL;
 }
@@ -114,62 +106,6 @@ rounds(void)
   const char *env = getenv("Q7_STRESS_ROUNDS");
   int n = env && *env ? atoi(env) : 20;
   return n < 1 ? 1 : n > 100000 ? 100000 : n;
-}
-
-/* Run @fn(@arg) in a child that dies with the test; returns its slot. */
-static int
-spawn(int (*fn)(void *), void *arg)
-{
-  int k = 0;
-  while (k < MAX_KIDS && kids[k] > 0)
-    k++;
-  cr_assert_lt(k, MAX_KIDS, "too many children");
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    _exit(fn(arg));
-  }
-  kids[k] = pid;
-  return k;
-}
-
-/* Wait up to @ms for child @k: its exit status, 128 + signal, or -1 after
- * killing it for taking too long. */
-static int
-reap(int k, int ms)
-{
-  int64_t end = mono_ms() + ms;
-  int status;
-  for (;;) {
-    pid_t r = waitpid(kids[k], &status, WNOHANG);
-    if (r == kids[k])
-      break;
-    if (r < 0 && errno != EINTR) {
-      kids[k] = 0;
-      return -1;
-    }
-    if (mono_ms() > end) {
-      kill(kids[k], SIGKILL);
-      waitpid(kids[k], NULL, 0);
-      kids[k] = 0;
-      return -1;
-    }
-    sleep_ms(2);
-  }
-  kids[k] = 0;
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* SIGKILL child @k and wait for it: its status as reap() gives it. */
-static int
-kill_child(int k)
-{
-  kill(kids[k], SIGKILL);
-  return reap(k, 30000);
 }
 
 /* Memory every process of the test shares: children leave their verdict

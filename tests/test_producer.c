@@ -2,6 +2,8 @@
  * batch.size), partitioning, validation, send_sync and group commit,
  * storage.max.bytes, map growth, flush and close. */
 #include "helpers.h"
+#include "proc.h"
+#include "fixture.h"
 
 #include <criterion/logging.h>
 #include <pthread.h>
@@ -11,53 +13,6 @@
 #include <time.h>
 
 /* ------------------------------------------------------------ fixture */
-
-static char *dir;
-static q7 *q;
-
-static void
-store_open(const q7_conf *conf)
-{
-  Q7_OK_OR_FAIL(q7_open(&q, dir, conf));
-}
-
-static void
-setup(void)
-{
-  dir = tmpdir_new();
-  store_open(NULL);
-}
-
-static void
-setup_nostore(void)
-{
-  dir = tmpdir_new();
-}
-
-static void
-teardown(void)
-{
-  if (q)
-    q7_close(q);
-  q = NULL;
-  tmpdir_rm(dir);
-  dir = NULL;
-}
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
-}
 
 static q7_conf *
 conf_of(const char *const *kv)

@@ -29,6 +29,7 @@
  * unmounted in every path before anything is asserted. */
 #include "helpers.h"
 #include "proc.h"
+#include "kids.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -51,12 +52,10 @@
 
 /* ------------------------------------------------------------ fixture */
 
-enum { MAX_KIDS = 4 };
 
 static char *dir;
 static char P[4200];              /* the primary */
 static char M[5][4300];           /* mirrors 1..4 */
-static pid_t kids[MAX_KIDS];
 static char mnt[4200];
 static bool mounted;
 
@@ -67,8 +66,7 @@ setup(void)
   snprintf(P, sizeof P, "%s/primary", dir);
   for (int i = 1; i < 5; i++)
     snprintf(M[i], sizeof M[i], "%s/mirror%d", dir, i);
-  for (int i = 0; i < MAX_KIDS; i++)
-    kids[i] = 0;
+  kids_reset();
   mounted = false;
 }
 
@@ -99,13 +97,7 @@ unmount_it(void)
 static void
 teardown(void)
 {
-  for (int i = 0; i < MAX_KIDS; i++) {
-    if (kids[i] > 0) {
-      kill(kids[i], SIGKILL);
-      waitpid(kids[i], NULL, 0);
-      kids[i] = 0;
-    }
-  }
+  kids_kill_all();
   unmount_it();
   tmpdir_rm(dir);
   dir = NULL;
@@ -138,54 +130,6 @@ rm_rf(const char *path)
   char cmd[4400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   cr_assert_eq(system(cmd), 0, "%s failed", cmd);
-}
-
-/* Run @fn(@arg) in a child that dies with the test; returns its slot. */
-static int
-spawn(int (*fn)(void *), void *arg)
-{
-  int k = 0;
-  while (k < MAX_KIDS && kids[k] > 0)
-    k++;
-  cr_assert_lt(k, MAX_KIDS, "too many children");
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    _exit(fn(arg));
-  }
-  kids[k] = pid;
-  return k;
-}
-
-/* Wait up to @ms for child @k: its exit status, 128 + signal, or -1 after
- * killing it for taking too long. */
-static int
-reap(int k, int ms)
-{
-  int64_t end = mono_ms() + ms;
-  int status;
-  for (;;) {
-    pid_t r = waitpid(kids[k], &status, WNOHANG);
-    if (r == kids[k])
-      break;
-    if (r < 0 && errno != EINTR) {
-      kids[k] = 0;
-      return -1;
-    }
-    if (mono_ms() > end) {
-      kill(kids[k], SIGKILL);
-      waitpid(kids[k], NULL, 0);
-      kids[k] = 0;
-      return -1;
-    }
-    sleep_ms(2);
-  }
-  kids[k] = 0;
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 /* Memory shared with children: their verdict and counters. */
