@@ -787,3 +787,49 @@ Test(crc32c, matches_bitwise_reference_for_every_length)
     cr_assert_eq(q7__crc32c(q7__crc32c(0, b, h), b + h, n - h), want, "length %zu split", n);
   }
 }
+
+/* Each hardware path on its own, whatever the dispatcher would pick for a
+ * length: the crc32 streams, 128-bit folding (PCLMULQDQ) and 512-bit
+ * folding (VPCLMULQDQ), with a nonzero starting register and unaligned
+ * starts.  Paths the CPU lacks are skipped by name, not silently. */
+Test(crc32c, every_hardware_path_matches_bitwise_reference)
+{
+#if defined(__x86_64__)
+  enum { N = 9000 };
+  static unsigned char b[N + 64];
+  uint32_t x = 777;
+  for (size_t i = 0; i < sizeof b; i++) {
+    x = x * 1103515245u + 12345u;
+    b[i] = (unsigned char)(x >> 16);
+  }
+  bool sse = __builtin_cpu_supports("sse4.2"), clmul = sse && __builtin_cpu_supports("pclmul"),
+       z = clmul && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq");
+  if (!z)
+    cr_log_warn("CPU lacks%s%s%s: those paths untested here", sse ? "" : " sse4.2",
+                clmul ? "" : " pclmul", z ? "" : " avx512f/vpclmulqdq");
+  int checked = 0;
+  for (size_t off = 0; off < 64; off += 13)
+    for (size_t n = 0; n <= N; n += n < 1400 ? 1 : 97) {
+      const unsigned char *p = b + off;
+      /* crc_bitwise starts from ~0 and inverts; so do the paths here. */
+      uint32_t want = crc_bitwise(p, n);
+      if (sse)
+        cr_assert_eq(~crc_hw(~0u, p, n), want, "crc32 streams, length %zu offset %zu", n, off);
+      if (clmul && n >= FOLD_MIN)
+        cr_assert_eq(~crc_fold(~0u, p, n), want, "pclmul, length %zu offset %zu", n, off);
+      if (z && n >= FOLD512_MIN)
+        cr_assert_eq(~crc_fold512(~0u, p, n), want, "vpclmul, length %zu offset %zu", n, off);
+      /* A register carried in from an earlier part. */
+      if (n >= 2 * FOLD512_MIN) {
+        uint32_t mid = ~crc_bitwise(p, 100);
+        if (clmul)
+          cr_assert_eq(~crc_fold(mid, p + 100, n - 100), want, "pclmul after 100, length %zu", n);
+        if (z)
+          cr_assert_eq(~crc_fold512(mid, p + 100, n - 100), want, "vpclmul after 100, length %zu",
+                       n);
+      }
+      checked++;
+    }
+  cr_assert_gt(checked, 1000);
+#endif
+}
