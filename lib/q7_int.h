@@ -288,6 +288,8 @@ typedef struct q7__pe {
   MDB_env *env;
   MDB_dbi log, meta;
   pthread_rwlock_t maplock;       /* rd: any txn or held records; wr: remap */
+  unsigned psize;                 /* LMDB's page size */
+  uint64_t prealloc_end;          /* file blocks allocated up to here */
   pthread_mutex_t gc_mu;          /* group commit */
   pthread_cond_t gc_cv;
   q7__gcreq *gc_head, **gc_tail;
