@@ -370,8 +370,9 @@ typedef struct q7_delivery {
 } q7_delivery;
 
 /* q7_conf_set_delivery_cb - the callback that reports each record sent with
- * q7_producer_send, exactly once, with its offset or its error.  Called only
- * inside q7_producer_send/poll/flush/close, in the calling thread.
+ * q7_producer_send or q7_producer_send_batch, exactly once, with its offset
+ * or its error.  Called only inside q7_producer_send/send_batch/poll/flush/
+ * close, in the calling thread.
  * Thread safety: handle-owned (@conf). */
 Q7_API void q7_conf_set_delivery_cb(q7_conf *conf,
                                     void (*cb)(const q7_delivery *d, void *arg),
@@ -404,6 +405,19 @@ Q7_API int q7_producer_close(q7_producer *p);
  * the write -- left in the primary, where consumers may still read it).
  * Thread safety: handle-owned. */
 Q7_API int q7_producer_send(q7_producer *p, const q7_msg *m);
+
+/* q7_producer_send_batch - q7_producer_send for each of @msgs[0..@n) in
+ * order, taking the producer's lock once for the lot (as librdkafka's
+ * rd_kafka_produce_batch): the way to produce at full speed.  Records may
+ * go to different topics and partitions; each is reported as if sent
+ * alone.  It stops at the first record refused: @msgs[*sent] is that one,
+ * those before it were accepted, those after it were not looked at.
+ * @sent: out, may be NULL: how many were accepted.
+ * Returns Q7_OK or the refused record's error (see q7_producer_send);
+ * q7_last_error() names its index.  Q7_EINVAL for a NULL @p, or a NULL
+ * @msgs with @n > 0.
+ * Thread safety: handle-owned. */
+Q7_API int q7_producer_send_batch(q7_producer *p, const q7_msg *msgs, size_t n, size_t *sent);
 
 /* q7_producer_send_sync - commit one record now (and with sync=true fsync
  * it) before returning; concurrent callers in one process share one commit

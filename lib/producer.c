@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -24,6 +25,12 @@ typedef struct slot {
   q7__batch b;                    /* records waiting */
   void **opaque;                  /* one per record of b */
   size_t cap_opaque;
+  /* What the last commit left, for the next batch: growing a fresh buffer
+   * by doubling for each batch copied it twice over and faulted in new
+   * pages (batches pass malloc's mmap threshold). */
+  q7__buf spare;
+  void **spare_opaque;
+  size_t cap_spare_opaque;
   int64_t deadline;               /* monotonic ms; valid when b.count > 0 */
   bool busy;                      /* a batch of this slot is being committed */
 } slot;
@@ -55,7 +62,11 @@ struct q7_producer {
   report *reps, *spare;
   size_t cap_reps, cap_spare;
   _Atomic size_t n_ready;         /* records reported, not yet served */
-  bool thread_idle;               /* the linger thread waits with no deadline */
+  /* When the linger thread will look next (monotonic ms): INT64_MAX when
+   * it waits for work, INT64_MIN while it runs.  A sender wakes it only
+   * for a deadline earlier than that -- not once per batch, which cost a
+   * futex wake and a lock hand-off every batch. */
+  int64_t thread_wake;
   slot *last;                     /* the slot of the previous send */
   pthread_t thread;
   bool stop;
@@ -136,10 +147,20 @@ commit_slot(q7_producer *p, slot *s)
   q7__batch b = s->b;
   void **opaque = s->opaque;
   size_t cap = s->cap_opaque;
+  int rc = Q7_OK;
   s->busy = true;
-  s->opaque = NULL;
-  s->cap_opaque = 0;
-  int rc = q7__batch_init(&s->b);
+  s->opaque = s->spare_opaque;
+  s->cap_opaque = s->cap_spare_opaque;
+  s->spare_opaque = NULL;
+  s->cap_spare_opaque = 0;
+  memset(&s->b, 0, sizeof s->b);
+  if (s->spare.data) {
+    s->b.buf = s->spare;
+    s->spare = (q7__buf){ 0 };
+    q7__batch_reset(&s->b);
+  } else {
+    rc = q7__batch_init(&s->b);
+  }
   pthread_mutex_unlock(&p->mu);
 
   int64_t base = -1;
@@ -161,9 +182,17 @@ commit_slot(q7_producer *p, slot *s)
   push_reports(p, s->topic, s->partition, base, rc, opaque, b.count);
   p->inflight -= b.count;
   s->busy = false;
+  if (!s->spare.data && !b.codec) { /* a compressed one is sized for that */
+    s->spare = b.buf;
+    b.buf = (q7__buf){ 0 };
+  }
   q7__batch_free(&b);
-  free(opaque);
-  (void)cap;
+  if (!s->spare_opaque) {
+    s->spare_opaque = opaque;
+    s->cap_spare_opaque = cap;
+  } else {
+    free(opaque);
+  }
   pthread_cond_broadcast(&p->cv_done);
 }
 
@@ -171,6 +200,7 @@ static void *
 linger_thread(void *arg)
 {
   q7_producer *p = arg;
+  bool looked = false; /* nothing was due at the last look, either */
   pthread_mutex_lock(&p->mu);
   while (!p->stop) {
     int64_t now = q7__mono_ms(), next = -1;
@@ -188,15 +218,24 @@ linger_thread(void *arg)
     }
     if (again)
       continue;
+    /* Nothing waits (a busy sender is committing its batch, say): look
+     * again after one linger.ms before sleeping for good, so that the
+     * sender's next batch, due later than that, need not wake us. */
+    if (next >= 0)
+      looked = false;
+    else if (!looked) {
+      next = now + (p->linger > 0 ? p->linger : 1);
+      looked = true;
+    }
+    p->thread_wake = next < 0 ? INT64_MAX : next;
     if (next < 0) {
-      p->thread_idle = true; /* senders wake it only now */
       pthread_cond_wait(&p->cv_work, &p->mu);
-      p->thread_idle = false;
     } else {
       struct timespec ts;
       abs_deadline(&ts, next - now);
       pthread_cond_timedwait(&p->cv_work, &p->mu, &ts);
     }
+    p->thread_wake = INT64_MIN;
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -272,6 +311,7 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   pthread_mutex_init(&p->mu, NULL);
   cond_init_mono(&p->cv_work);
   cond_init_mono(&p->cv_done);
+  p->thread_wake = INT64_MIN; /* it scans before it first waits */
   if (pthread_create(&p->thread, NULL, linger_thread, p)) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
@@ -299,8 +339,10 @@ static void
 slot_free(slot *s)
 {
   q7__batch_free(&s->b);
+  q7__buf_free(&s->spare);
   q7__pe_put(s->pe);
   free(s->opaque);
+  free(s->spare_opaque);
   free(s->topic);
   free(s);
 }
@@ -350,32 +392,29 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
 
 /* Kafka's sticky partitioner (KIP-480): keyless records stick to one
  * partition until its batch is committed -- full, lingered or flushed --
- * and the next batch starts on the next partition. */
+ * and the next batch starts on the next partition.  Called with mu held. */
 static void
 sticky_advance(q7_producer *p, q7_topic *t)
 {
   if (!t->sticky_used)
     return;
-  pthread_mutex_lock(&p->mu);
   slot *s = find_slot(p, t, t->sticky % t->count);
-  bool batch_gone = !s || s->b.count == 0;
-  pthread_mutex_unlock(&p->mu);
-  if (batch_gone) {
+  if (!s || s->b.count == 0) {
     t->sticky = (t->sticky + 1) % t->count;
     t->sticky_used = false;
   }
 }
 
-int
-q7_producer_send(q7_producer *p, const q7_msg *m)
+/* Validate @m and add it to its partition's batch, committing the batch
+ * when full.  Called with mu held (released while a full batch commits). */
+static int
+send_locked(q7_producer *p, const q7_msg *m)
 {
   int32_t part;
   int64_t ts;
   size_t size, hlen;
   q7__pe *pe;
   int rc;
-  if (!p)
-    return q7__err(Q7_EINVAL, "q7_producer_send: producer is NULL");
   if (m && m->topic && !m->key && m->partition == Q7_PARTITION_ANY && p->partitioner == 0)
     sticky_advance(p, m->topic);
   if ((rc = prepare(p, m, &part, &ts, true, &size, &hlen)))
@@ -383,7 +422,6 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
   if ((rc = q7__topic_pe(m->topic, part, &pe)))
     return rc;
 
-  pthread_mutex_lock(&p->mu);
   slot *s = p->last;
   if (!s || s->pe != pe)
     s = find_slot(p, m->topic, part);
@@ -393,7 +431,6 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
       if (s)
         q7__batch_free(&s->b);
       free(s);
-      pthread_mutex_unlock(&p->mu);
       return q7__err(Q7_ENOMEM, "producer: out of memory");
     }
     s->topic_id = m->topic->id;
@@ -407,31 +444,64 @@ q7_producer_send(q7_producer *p, const q7_msg *m)
     p->slots = s;
   }
   if ((rc = reserve_reports(p)))
-    goto unlock;
+    return rc;
   if (s->b.count == s->cap_opaque) {
     size_t cap = s->cap_opaque ? s->cap_opaque * 2 : 64;
     void **o = realloc(s->opaque, cap * sizeof *o);
-    if (!o) {
-      rc = q7__err(Q7_ENOMEM, "producer: out of memory");
-      goto unlock;
-    }
+    if (!o)
+      return q7__err(Q7_ENOMEM, "producer: out of memory");
     s->opaque = o;
     s->cap_opaque = cap;
   }
   p->last = s;
   if ((rc = q7__batch_add_sized(&s->b, m, ts, size, hlen)))
-    goto unlock;
+    return rc;
   s->opaque[s->b.count - 1] = m->opaque;
   p->inflight++;
   if (s->b.count == 1) {
     s->deadline = q7__mono_ms() + p->linger;
-    if (p->thread_idle) /* else it wakes by an earlier deadline and looks */
+    if (s->deadline < p->thread_wake)
       pthread_cond_signal(&p->cv_work);
   }
   if ((int64_t)s->b.buf.len >= p->batch_size)
     commit_slot(p, s);
-unlock:
+  return Q7_OK;
+}
+
+int
+q7_producer_send(q7_producer *p, const q7_msg *m)
+{
+  if (!p)
+    return q7__err(Q7_EINVAL, "q7_producer_send: producer is NULL");
+  pthread_mutex_lock(&p->mu);
+  int rc = send_locked(p, m);
   pthread_mutex_unlock(&p->mu);
+  if (atomic_load_explicit(&p->n_ready, memory_order_relaxed))
+    serve_reports(p);
+  return rc;
+}
+
+int
+q7_producer_send_batch(q7_producer *p, const q7_msg *msgs, size_t n, size_t *sent)
+{
+  size_t i = 0;
+  int rc = Q7_OK;
+  if (sent)
+    *sent = 0;
+  if (!p || (n && !msgs))
+    return q7__err(Q7_EINVAL, "q7_producer_send_batch: %s is NULL", !p ? "producer" : "msgs");
+  pthread_mutex_lock(&p->mu);
+  for (; i < n; i++)
+    if ((rc = send_locked(p, &msgs[i]))) {
+      /* Name the record; the cause stays in the message. */
+      char why[512];
+      snprintf(why, sizeof why, "%s", q7_last_error());
+      q7__err(rc, "send_batch: record %zu of %zu: %s", i, n, why);
+      break;
+    }
+  pthread_mutex_unlock(&p->mu);
+  if (sent)
+    *sent = i;
   if (atomic_load_explicit(&p->n_ready, memory_order_relaxed))
     serve_reports(p);
   return rc;

@@ -11,6 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ fixture */
 
@@ -313,6 +317,177 @@ Test(producer, linger_commits_a_record_without_flush, .init = setup, .fini = tea
   Q7_OK_OR_FAIL(P_close(l, p));
   q7_topic_close(t);
   free(l);
+}
+
+/* The producer's thread is woken only for a deadline earlier than the
+ * one it sleeps to: a partial batch left after full ones (committed by the
+ * sender), and a record after the thread has gone idle, are still
+ * committed by linger.ms alone. */
+Test(producer, linger_commits_the_tail_after_full_batches_and_after_idling, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+  q7_topic *t = topic_make("t", 1, NULL);
+  drlog *l = drlog_new("t");
+  const char *kv[] = { "linger.ms", "30", "batch.size", "1000", NULL };
+  q7_producer *p = producer_make(l, kv);
+  char val[100];
+  memset(val, 'v', sizeof val);
+  int sent = 0;
+  for (int round = 0; round < 3; round++) {
+    /* Full batches (the sender commits them), then a partial one. */
+    for (int i = 0; i < 45; i++, sent++) {
+      q7_msg m = msg(t, 0, val, sizeof val, sent + 1);
+      Q7_OK_OR_FAIL(P_send(l, p, &m));
+    }
+    cr_assert_eq(wait_hw(t, 0, sent, 10000), sent,
+                 "round %d: %lld of %d committed 10 s after the last send (linger.ms=30)", round,
+                 (long long)hw_of(t, 0), sent);
+    /* Long enough for the thread to find nothing due, twice: idle. */
+    sleep_ms(round == 0 ? 10 : 200);
+  }
+  cr_assert_eq(P_poll(l, p, 1000) > 0, 1);
+  Q7_OK_OR_FAIL(P_flush(l, p, -1));
+  cr_assert_eq(atomic_load(&l->calls), sent);
+  drlog_assert_clean(l);
+  Q7_OK_OR_FAIL(P_close(l, p));
+  q7_topic_close(t);
+  free(l);
+}
+
+/* send_batch: many records in one call, across partitions and topics,
+ * each reported once as if sent alone, in order per partition. */
+Test(producer, send_batch_accepts_and_reports_every_record, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+  enum { N = 3000, PARTS = 3 };
+  q7_topic *t = topic_make("t", PARTS, NULL), *u = topic_make("u", 1, NULL);
+  drlog *l = drlog_new(NULL);
+  const char *kv[] = { "linger.ms", "100000", "batch.size", "4000", NULL };
+  q7_producer *p = producer_make(l, kv);
+  static q7_msg ms[N];
+  static char vals[N][16];
+  for (int i = 0; i < N; i++) {
+    int n = snprintf(vals[i], sizeof vals[i], "b-%d", i);
+    ms[i] = msg(i % 10 == 9 ? u : t, i % 10 == 9 ? 0 : i % PARTS, vals[i], (size_t)n, i + 1);
+  }
+  size_t got = 12345;
+  atomic_store(&l->inside, 1);
+  int rc = q7_producer_send_batch(p, ms, 1000, &got);
+  cr_assert_eq(rc, Q7_OK, "%s", q7_last_error());
+  cr_assert_eq(got, 1000);
+  rc = q7_producer_send_batch(p, ms + 1000, N - 1000, NULL);
+  atomic_store(&l->inside, 0);
+  cr_assert_eq(rc, Q7_OK, "%s", q7_last_error());
+  Q7_OK_OR_FAIL(P_flush(l, p, -1));
+  cr_assert_eq(atomic_load(&l->calls), N);
+  drlog_assert_clean(l);
+  int64_t next[PARTS + 1] = { 0 };
+  for (int i = 0; i < N; i++) {
+    int k = i % 10 == 9 ? PARTS : i % PARTS;
+    cr_assert_eq(l->count[i], 1, "record %d reported %d times", i, l->count[i]);
+    cr_assert_eq(l->err[i], Q7_OK);
+    cr_assert_eq(l->off[i], next[k], "record %d: offset %lld, want %lld", i,
+                 (long long)l->off[i], (long long)next[k]);
+    next[k]++;
+    if (i % 97 == 0) {
+      q7_record r;
+      read_one(k == PARTS ? u : t, k == PARTS ? 0 : k, l->off[i], &r);
+      cr_assert(value_is(&r, vals[i]), "record %d not at its reported offset", i);
+    }
+  }
+  cr_assert_eq(hw_of(u, 0), N / 10);
+  Q7_OK_OR_FAIL(P_close(l, p));
+  q7_topic_close(t);
+  q7_topic_close(u);
+  free(l);
+}
+
+/* It stops at the first record refused: those before it are sent, the
+ * error and the index tell which one, those after it are not sent. */
+Test(producer, send_batch_stops_at_the_first_bad_record, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+  q7_topic *t = topic_make("t", 2, NULL);
+  drlog *l = drlog_new("t");
+  q7_producer *p = producer_make(l, NULL);
+  q7_msg ms[6];
+  for (int i = 0; i < 6; i++)
+    ms[i] = msg(t, i % 2, "ok", 2, i + 1);
+  ms[3].partition = 7; /* out of range */
+  size_t sent = 99;
+  atomic_store(&l->inside, 1);
+  int rc = q7_producer_send_batch(p, ms, 6, &sent);
+  atomic_store(&l->inside, 0);
+  cr_assert_eq(rc, Q7_ENOENT, "rc %d", rc);
+  cr_assert_eq(sent, 3);
+  cr_assert(strstr(q7_last_error(), "record 3 of 6"), "error names no index: %s",
+            q7_last_error());
+  cr_assert(strstr(q7_last_error(), "partition 7"), "error lost its cause: %s", q7_last_error());
+  /* A NULL value with a length, at index 0: nothing is sent. */
+  ms[3].partition = 1;
+  ms[4].value = NULL;
+  atomic_store(&l->inside, 1);
+  rc = q7_producer_send_batch(p, ms + 4, 2, &sent);
+  atomic_store(&l->inside, 0);
+  cr_assert_eq(rc, Q7_EINVAL);
+  cr_assert_eq(sent, 0);
+  cr_assert(strstr(q7_last_error(), "record 0 of 2"), "%s", q7_last_error());
+  Q7_OK_OR_FAIL(P_flush(l, p, -1));
+  cr_assert_eq(atomic_load(&l->calls), 3, "%d reports", atomic_load(&l->calls));
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(l->count[i], 1);
+  cr_assert_eq(hw_of(t, 0) + hw_of(t, 1), 3);
+  /* NULL producer, NULL array: refused; an empty batch is fine. */
+  cr_assert_eq(q7_producer_send_batch(NULL, ms, 1, &sent), Q7_EINVAL);
+  cr_assert_eq(sent, 0);
+  cr_assert(strstr(q7_last_error(), "producer"));
+  cr_assert_eq(q7_producer_send_batch(p, NULL, 1, &sent), Q7_EINVAL);
+  cr_assert(strstr(q7_last_error(), "msgs"));
+  cr_assert_eq(q7_producer_send_batch(p, NULL, 0, &sent), Q7_OK);
+  cr_assert_eq(sent, 0);
+  drlog_assert_clean(l);
+  Q7_OK_OR_FAIL(P_close(l, p));
+  q7_topic_close(t);
+  free(l);
+}
+
+/* Past 1 MiB a partition's file holds blocks allocated ahead of its data
+ * (fallocate, keeping the size): at least a quarter MiB, at most 8 MiB
+ * and a little.  The size LMDB and storage.max.bytes see is unchanged. */
+Test(producer, partition_file_is_allocated_ahead_of_its_data, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+  char probe[4200];
+  snprintf(probe, sizeof probe, "%s/probe", dir);
+  int fd = open(probe, O_CREAT | O_RDWR, 0600);
+  cr_assert(fd >= 0);
+  int fr = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 65536);
+  close(fd);
+  unlink(probe);
+  if (fr != 0)
+    cr_skip_test("the filesystem of %s has no fallocate (%s)", dir, strerror(errno));
+  q7_topic *t = topic_make("t", 1, NULL);
+  q7_producer *p = producer_make(NULL, NULL);
+  static char val[1000];
+  memset(val, 'a', sizeof val);
+  for (int round = 0; round < 30; round++) {
+    q7_msg ms[100];
+    for (int i = 0; i < 100; i++)
+      ms[i] = msg(t, 0, val, sizeof val, 0);
+    Q7_OK_OR_FAIL(q7_producer_send_batch(p, ms, 100, NULL));
+    Q7_OK_OR_FAIL(q7_producer_flush(p, -1));
+  }
+  char path[4200];
+  snprintf(path, sizeof path, "%s/topics/t/0/data.mdb", dir);
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  long long ahead = (long long)st.st_blocks * 512 - (long long)st.st_size;
+  cr_assert_geq(st.st_size, 3000000, "3 MB of records in a file of %lld bytes",
+                (long long)st.st_size);
+  cr_assert_geq(ahead, 256 << 10, "only %lld bytes allocated ahead", ahead);
+  cr_assert_leq(ahead, (8 << 20) + (1 << 20), "%lld bytes allocated ahead", ahead);
+  Q7_OK_OR_FAIL(q7_producer_close(p));
+  q7_topic_close(t);
 }
 
 Test(producer, long_linger_holds_records_until_flush, .init = setup, .fini = teardown,
