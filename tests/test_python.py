@@ -298,6 +298,112 @@ class TestDelivery(Q7TestCase):
         gc.collect()
         self.assertEqual([w for w in alive if w() is not None], [])  # released once reported
 
+    def test_send_batch_reports_each_record_once(self):
+        store = self.open_store(clock=lambda: NOW)
+        store.create_topic("batch", 2)
+        topic = self.closing(store.topic("batch"))
+        reports = []
+        # Small batches commit during the call; the rest wait for flush.
+        producer = self.closing(store.producer({"linger.ms": 60000, "batch.size": 2048},
+                                               on_delivery=reports.append))
+        n = 500
+        alive, records = [], []
+        for i in range(n):
+            token = Token(i)
+            alive.append(weakref.ref(token))
+            headers = [("i", b"%d" % i)] if i % 5 == 0 else None
+            if i % 2:  # tuples, as send()'s positional arguments
+                records.append((topic, b"value-%d" % i, b"key-%d" % i, i % 3 % 2, 0, headers,
+                                token))
+            else:      # dicts, as its keyword arguments
+                records.append(dict(topic=topic, value=b"value-%d" % i, key=b"key-%d" % i,
+                                    partition=i % 3 % 2, headers=headers, opaque=token))
+        self.assertEqual(producer.send_batch(iter(records)), n)
+        del records, token
+        gc.collect()
+        self.assertTrue(all(w() is not None for w in alive))  # the binding holds them
+        self.assertGreater(len(reports), 0)                   # full batches reported in the call
+        self.assertEqual(producer.in_flight, n - len(reports))
+        producer.flush()
+        self.assertEqual(producer.in_flight, 0)
+
+        self.assertEqual(len(reports), n)
+        self.assertEqual(sorted(d.opaque.i for d in reports), list(range(n)))
+        per = {0: [], 1: []}
+        for d in reports:
+            self.assertEqual((d.topic, d.err, d.partition), ("batch", 0, d.opaque.i % 3 % 2))
+            per[d.partition].append((d.offset, d.opaque.i))
+        for p, placed in per.items():
+            placed.sort()
+            self.assertEqual([o for o, _ in placed], list(range(len(placed))))
+            self.assertEqual([i for _, i in placed], sorted(i for _, i in placed))  # in order
+            self.assertEqual(topic.offsets(p), (0, len(placed)))
+        where = {d.opaque.i: (d.partition, d.offset) for d in reports}
+
+        c = self.closing(store.consumer("bg", {"auto.offset.reset": "earliest"}))
+        c.subscribe(topic)
+        got = self.drain(c, n)
+        self.assertEqual(c.poll(timeout_ms=100), [])
+        self.assertEqual(len(got), n)
+        for r in got:
+            i = int(r.key[len(b"key-"):])
+            self.assertEqual((r.partition, r.offset), where[i])
+            self.assertEqual((r.value, r.timestamp_ms), (b"value-%d" % i, NOW))
+            self.assertEqual(r.headers, [("i", b"%d" % i)] if i % 5 == 0 else [])
+
+        self.assertEqual(producer.send_batch([]), 0)
+        del reports[:], d, per, where
+        gc.collect()
+        self.assertEqual([w for w in alive if w() is not None], [])  # released once reported
+
+    def test_send_batch_stops_at_refused_record(self):
+        store = self.open_store()
+        store.create_topic("two", 2)
+        topic = self.closing(store.topic("two"))
+        reports = []
+        producer = self.closing(store.producer({"linger.ms": 60000},
+                                               on_delivery=reports.append))
+        tokens = [Token(i) for i in range(6)]
+        alive = [weakref.ref(t) for t in tokens]
+        records = [(topic, b"v%d" % i, None, i % 2, 0, None, tokens[i]) for i in range(6)]
+        records[3] = dict(topic=topic, value=b"v3", partition=2, opaque=tokens[3])
+        del tokens
+        e = self.assertQ7Error(q7.ENOENT, producer.send_batch, records)
+        self.assertEqual(e.sent, 3)
+        self.assertIn("record 3 of 6", e.message)
+        self.assertEqual(producer.in_flight, 3)  # the refused and later ones forgotten
+        del records, e
+        gc.collect()
+        self.assertEqual([w() is not None for w in alive], [True] * 3 + [False] * 3)
+        producer.flush()
+        self.assertEqual(sorted(d.opaque.i for d in reports), [0, 1, 2])
+        self.assertTrue(all(d.err == 0 for d in reports))
+        self.assertEqual((topic.offsets(0), topic.offsets(1)), ((0, 2), (0, 1)))
+
+        # The first record refused: nothing sent; a bad argument in Python:
+        # raised before anything is sent.
+        e = self.assertQ7Error(q7.EINVAL, producer.send_batch,
+                               [(topic, b"x", None, -2, 0, None, "bad"), (topic, b"y")])
+        self.assertEqual(e.sent, 0)
+        self.assertIn("record 0 of 2", e.message)
+        with self.assertRaises(TypeError):
+            producer.send_batch([(topic, b"ok", None, 0, 0, None, "ok"), ("two", b"not a Topic")])
+        with self.assertRaises(TypeError):
+            producer.send_batch([{"topic": topic, "valu": b"typo"}])
+        self.assertEqual(producer.in_flight, 0)
+        producer.flush()
+        self.assertEqual(len(reports), 3)
+        self.assertIsNone(q7.Q7Error(q7.EIO, "x").sent)
+
+        # Without on_delivery there are no opaques to keep.
+        quiet = self.closing(store.producer())
+        self.assertEqual(quiet.send_batch([(topic, b"q%d" % i, None, 0) for i in range(4)]), 4)
+        e = self.assertQ7Error(q7.ENOENT, quiet.send_batch,
+                               [(topic, b"q4", None, 1), (topic, b"q5", None, 5)])
+        self.assertEqual(e.sent, 1)
+        quiet.flush()
+        self.assertEqual((topic.offsets(0), topic.offsets(1)), ((0, 6), (0, 2)))
+
     def test_reports_only_inside_calls(self):
         store = self.open_store()
         store.create_topic("lazy", 1)

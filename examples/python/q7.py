@@ -24,6 +24,7 @@ tombstone, a null header); b"" is an empty but present one.
 """
 
 import collections
+import collections.abc
 import ctypes
 import itertools
 import os
@@ -72,7 +73,11 @@ OFFSET_COMMITTED = -1000
 
 class Q7Error(Exception):
     """A libq7 call failed.  code: the Q7_E* value (negative int);
-    message: q7_strerror(code) and the q7_last_error() detail."""
+    message: q7_strerror(code) and the q7_last_error() detail.
+    sent: set by Producer.send_batch -- how many records of the batch were
+    accepted before the refused one (records[sent]); None otherwise."""
+
+    sent = None
 
     def __init__(self, code, message):
         super().__init__(code, message)
@@ -211,6 +216,8 @@ _PROTOTYPES = {
     "q7_producer_new": (c_int, [Q7_P, CONF_P, POINTER(PRODUCER_P)]),
     "q7_producer_close": (c_int, [PRODUCER_P]),
     "q7_producer_send": (c_int, [PRODUCER_P, POINTER(q7_msg)]),
+    "q7_producer_send_batch": (c_int, [PRODUCER_P, POINTER(q7_msg), c_size_t,
+                                       POINTER(c_size_t)]),
     "q7_producer_send_sync": (c_int, [PRODUCER_P, POINTER(q7_msg), POINTER(c_int32),
                                       POINTER(c_int64)]),
     "q7_producer_poll": (c_int, [PRODUCER_P, c_int]),
@@ -737,14 +744,21 @@ def _close_producer(lib, ptr, callback, topic_refs):
         ref.release()
 
 
+def _send_args(topic, value=None, key=None, partition=PARTITION_ANY, timestamp_ms=0,
+               headers=None, opaque=None):
+    """One send_batch record, as send() takes its arguments."""
+    return topic, value, key, partition, timestamp_ms, headers, opaque
+
+
 class Producer(_Handle):
     """q7_producer_new on @store.
 
     conf:        producer keys, e.g. {"linger.ms": 5, "batch.size": 131072}.
     on_delivery: optional callable(Delivery), called exactly once for each
-                 record sent with send(), only inside send/poll/flush/close
-                 and in the calling thread.  An exception it raises is
-                 re-raised by the send/poll/flush/close call that ran it.
+                 record sent with send() or send_batch(), only inside
+                 send/send_batch/poll/flush/close and in the calling
+                 thread.  An exception it raises is re-raised by the
+                 call that ran it.
     """
 
     _what = "producer"
@@ -790,10 +804,14 @@ class Producer(_Handle):
             del self._errors[:]
             raise e
 
-    def _msg(self, topic, value, key, partition, timestamp_ms, headers, token):
+    def _msg(self, topic, value, key, partition, timestamp_ms, headers, token, m=None):
+        """The q7_msg of one record (filled into @m if given, e.g. an
+        element of a q7_msg array) and the Python objects it points into,
+        which the caller keeps alive across the call."""
         if not isinstance(topic, Topic):
             raise TypeError("topic must be a q7.Topic, not %s" % type(topic).__name__)
-        m = q7_msg()
+        if m is None:
+            m = q7_msg()
         m.topic = topic._check_open()
         m.partition = partition
         keep = []
@@ -815,6 +833,33 @@ class Producer(_Handle):
         m.opaque = token
         return m, keep
 
+    def _stage(self, topic, value, key, partition, timestamp_ms, headers, opaque, m=None):
+        """Ready one record for send/send_batch: register @opaque under a
+        fresh token (when reports are on), build its q7_msg (into @m if
+        given) and hold @topic's handle for the producer's lifetime.
+        Returns (m, keep, token); on an exception nothing stays registered."""
+        token = None
+        if self._cb is not None:
+            token = next(self._tokens)
+            self._pending[token] = opaque
+        try:
+            m, keep = self._msg(topic, value, key, partition, timestamp_ms, headers, token, m)
+            ref = topic._ref
+            if id(ref) not in self._topic_refs:
+                ref.acquire()
+                self._topic_refs[id(ref)] = ref
+        except BaseException:
+            self._forget(token)
+            raise
+        return m, keep, token
+
+    def _forget(self, *tokens):
+        """Drop the opaques of records libq7 did not accept (no report
+        will come for them)."""
+        for token in tokens:
+            if token is not None:
+                self._pending.pop(token, None)
+
     def send(self, topic, value=None, key=None, partition=PARTITION_ANY, timestamp_ms=0,
              headers=None, opaque=None):
         """q7_producer_send: queue one record for @topic (a Topic).
@@ -822,21 +867,62 @@ class Producer(_Handle):
         of (name, value) pairs.  timestamp_ms 0: the store's clock.  opaque:
         any object, handed back in the Delivery report."""
         ptr = self._check_open()
-        token = None
-        if self._cb is not None:
-            token = next(self._tokens)
-            self._pending[token] = opaque
         try:
-            m, keep = self._msg(topic, value, key, partition, timestamp_ms, headers, token)
-            ref = topic._ref
-            if id(ref) not in self._topic_refs:
-                ref.acquire()
-                self._topic_refs[id(ref)] = ref
-            self._lib.q7_producer_send(ptr, byref(m))
-        except BaseException:
-            if token is not None:
-                self._pending.pop(token, None)
-            raise
+            m, keep, token = self._stage(topic, value, key, partition, timestamp_ms, headers,
+                                         opaque)
+            try:
+                self._lib.q7_producer_send(ptr, byref(m))
+            except BaseException:
+                self._forget(token)
+                raise
+        finally:
+            self._raise_callback_error()
+
+    def send_batch(self, records):
+        """q7_producer_send_batch: queue many records under one lock, in
+        order.  @records: an iterable of tuples (topic, value, key,
+        partition, timestamp_ms, headers, opaque) -- trailing ones may be
+        left out -- or of dicts of send()'s keyword arguments, e.g.
+        {"topic": t, "value": b"v", "key": b"k", "opaque": obj}.  Each
+        record is reported as if sent alone.  Returns how many were sent
+        (all of them).
+
+        A record refused by libq7 stops the batch: Q7Error, whose .sent
+        says how many came before it and were accepted (they will be
+        reported; the rest were not sent) and whose message names it
+        ("send_batch: record I of N: ...").  A record the binding cannot
+        convert (TypeError, ValueError) is raised before anything is sent.
+        As for send(), an exception raised by on_delivery during the call
+        is raised instead."""
+        ptr = self._check_open()
+        records = list(records)
+        n = len(records)
+        arr = (q7_msg * n)()
+        keep, tokens = [], []
+        try:
+            try:
+                for i, r in enumerate(records):
+                    if isinstance(r, collections.abc.Mapping):
+                        args = _send_args(**r)
+                    else:
+                        args = _send_args(*r)
+                    m, k, token = self._stage(*args, m=arr[i])
+                    keep.append(k)
+                    tokens.append(token)
+            except BaseException as e:
+                self._forget(*tokens)
+                if isinstance(e, Exception) and hasattr(e, "add_note"):
+                    e.add_note("send_batch: record %d of %d (nothing was sent)" % (i, n))
+                raise
+            sent = c_size_t(0)
+            try:
+                self._lib.q7_producer_send_batch(ptr, arr, n, byref(sent))
+            except BaseException as e:
+                self._forget(*tokens[sent.value:])
+                if isinstance(e, Q7Error):
+                    e.sent = sent.value
+                raise
+            return sent.value
         finally:
             self._raise_callback_error()
 
