@@ -456,16 +456,32 @@ pe_ends(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *next)
 }
 
 /* The partition's files were removed underneath (rm -rf): LMDB would go on
- * writing into an unlinked file, and acknowledge records nobody can read. */
+ * writing into an unlinked file, and acknowledge records nobody can read.
+ * Asks for the link count alone: a stat that asks for the change time
+ * marks it queried (Linux 6.13's multigrain timestamps), so every later
+ * write stamps and journals a fine-grained ctime, and each durable commit
+ * took about 40 us longer. */
 static int
 check_linked(q7__pe *pe)
 {
   int fd;
+  if (mdb_env_get_fd(pe->env, &fd) != 0)
+    return Q7_OK;
+#ifdef STATX_NLINK
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_NLINK, &sx) == 0) {
+    if ((sx.stx_mask & STATX_NLINK) && sx.stx_nlink == 0)
+      goto gone;
+    return Q7_OK;
+  }
+#endif
   struct stat st;
-  if (mdb_env_get_fd(pe->env, &fd) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0)
-    return q7__err(Q7_ENOENT, "topic %s partition %d: its files were removed (%s)", pe->topic,
-                   (int)pe->index, pe->path);
+  if (fstat(fd, &st) == 0 && st.st_nlink == 0)
+    goto gone;
   return Q7_OK;
+gone:
+  return q7__err(Q7_ENOENT, "topic %s partition %d: its files were removed (%s)", pe->topic,
+                 (int)pe->index, pe->path);
 }
 
 /* LMDB turns a short write into EIO: tell a full disk from an I/O error. */
