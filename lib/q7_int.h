@@ -294,6 +294,11 @@ typedef struct q7__pe {
   pthread_cond_t gc_cv;
   q7__gcreq *gc_head, **gc_tail;
   bool gc_leader;
+  int gc_n;                       /* requests queued */
+  int gc_expect;                  /* callers seen around the last commit */
+  int64_t gc_cost_ns;             /* recent commit duration (EWMA) */
+  pthread_cond_t gc_arrive;       /* a request queued while the leader gathers */
+  bool gc_gathering;
   /* replication (replica.c), under repl_mu: set once by q7__replica_load */
   pthread_mutex_t repl_mu;
   bool repl_loaded;
@@ -427,6 +432,7 @@ struct q7 {
 
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
 Q7__HIDDEN int64_t q7__mono_ms(void);
+Q7__HIDDEN int64_t q7__mono_ns(void);
 Q7__HIDDEN void q7__handle_ref(struct q7 *q, int delta);
 /* Bytes used by the store's data files, except @skip's. */
 Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);

@@ -26,9 +26,15 @@ q7_version(void)
 int64_t
 q7__mono_ms(void)
 {
+  return q7__mono_ns() / 1000000;
+}
+
+int64_t
+q7__mono_ns(void)
+{
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int64_t

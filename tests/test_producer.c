@@ -1045,6 +1045,7 @@ typedef struct gc_arg {
   q7_topic *t;
   int id;
   int rc;
+  int each;                       /* 0: GC_EACH */
   int64_t off[GC_EACH];
 } gc_arg;
 
@@ -1056,7 +1057,8 @@ gc_thread(void *arg)
   char val[32];
   if ((a->rc = q7_producer_new(q, NULL, &p)))
     return NULL;
-  for (int i = 0; i < GC_EACH; i++) {
+  int each = a->each ? a->each : GC_EACH;
+  for (int i = 0; i < each; i++) {
     int n = snprintf(val, sizeof val, "t%d-%d", a->id, i);
     q7_msg m = msg(a->t, 0, val, (size_t)n, 0);
     int32_t part = -1;
@@ -1129,6 +1131,47 @@ Test(producer, concurrent_send_sync_gives_dense_unique_offsets, .init = setup, .
   Q7_OK_OR_FAIL(q7_close(q));
   q = NULL;
   free(owner);
+  free(a);
+}
+
+/* Callers leave one by one (thread i sends 25 * (i + 1)): a leader that
+ * gathers for the callers of the last commit gives up after a bounded wait
+ * when one has gone, and every caller still gets its own offset, durably. */
+Test(producer, group_commit_with_callers_leaving_gives_dense_offsets_promptly, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  gc_arg *a = calloc(GC_THREADS, sizeof *a);
+  pthread_t th[GC_THREADS];
+  int total = 0;
+  for (int i = 0; i < GC_THREADS; i++) {
+    a[i].id = i;
+    a[i].each = 25 * (i + 1);
+    total += a[i].each;
+    Q7_OK_OR_FAIL(q7_topic_open(q, "t", &a[i].t));
+  }
+  int64_t t0 = mono_ms();
+  for (int i = 0; i < GC_THREADS; i++)
+    cr_assert_eq(pthread_create(&th[i], NULL, gc_thread, &a[i]), 0);
+  for (int i = 0; i < GC_THREADS; i++)
+    pthread_join(th[i], NULL);
+  int64_t took = mono_ms() - t0;
+  char *seen = calloc((size_t)total, 1);
+  for (int i = 0; i < GC_THREADS; i++) {
+    cr_assert_eq(a[i].rc, Q7_OK, "thread %d: %d (%s)", i, a[i].rc, q7_strerror(a[i].rc));
+    for (int j = 0; j < a[i].each; j++) {
+      int64_t o = a[i].off[j];
+      cr_assert(o >= 0 && o < total, "offset %lld out of 0..%d", (long long)o, total - 1);
+      cr_assert_eq(seen[o], 0, "offset %lld given twice", (long long)o);
+      seen[o] = 1;
+    }
+  }
+  cr_assert_eq(hw_of(a[0].t, 0), total);
+  /* 900 durable sends; a gathering leader waits at most 1 ms a commit. */
+  cr_assert_lt(took, 60000, "%d durable sends took %lld ms", total, (long long)took);
+  for (int i = 0; i < GC_THREADS; i++)
+    q7_topic_close(a[i].t);
+  free(seen);
   free(a);
 }
 
