@@ -359,12 +359,12 @@ prepare(q7_producer *p, const q7_msg *m, int32_t *part, int64_t *ts, bool sticky
   int rc;
   if (t->q != p->q)
     return q7__err(Q7_EINVAL, "send: topic %s belongs to another store", t->name);
-  if ((rc = q7__record_check(m)))
+  if ((rc = q7__record_check_fast(m)))
     return rc;
   size_t payload = m->key_len + m->value_len;
   if (m->header_count)
     payload = q7__record_payload(m);
-  if (payload > (size_t)t->max_message || !(*size = q7__record_size(m, hlen)))
+  if (payload > (size_t)t->max_message || !(*size = q7__record_size_fast(m, hlen)))
     return q7__err(Q7_ETOOBIG, "send: record of %zu bytes exceeds message.max.bytes %" PRId64
                    " of topic %s", payload, t->max_message, t->name);
   if (m->partition == Q7_PARTITION_ANY) {
@@ -454,7 +454,7 @@ send_locked(q7_producer *p, const q7_msg *m)
     s->cap_opaque = cap;
   }
   p->last = s;
-  if ((rc = q7__batch_add_sized(&s->b, m, ts, size, hlen)))
+  if ((rc = q7__batch_put(&s->b, m, ts, size, hlen)))
     return rc;
   s->opaque[s->b.count - 1] = m->opaque;
   p->inflight++;

@@ -153,6 +153,29 @@ Q7__HIDDEN int q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts);
 Q7__HIDDEN int q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n,
                                        size_t headers_len);
 
+/* The checks and size of q7__record_check and q7__record_size, inline for
+ * the common record without headers (the producer's hot path). */
+static inline int
+q7__record_check_fast(const q7_msg *m)
+{
+  if (!m->header_count && !(m->key_len && !m->key) && !(m->value_len && !m->value) &&
+      m->timestamp_ms >= 0)
+    return Q7_OK;
+  return q7__record_check(m);
+}
+
+static inline size_t
+q7__record_size_fast(const q7_msg *m, size_t *headers_len)
+{
+  if (m->header_count)
+    return q7__record_size(m, headers_len);
+  *headers_len = 0;
+  size_t n = Q7__REC_HDR + m->key_len + m->value_len;
+  if (m->key_len >= Q7__NULL_LEN || m->value_len >= Q7__NULL_LEN || n >= Q7__NULL_LEN)
+    return 0;
+  return n;
+}
+
 /* A batch being built: header space reserved at the front of buf. */
 typedef struct q7__batch {
   q7__buf buf;
@@ -169,6 +192,56 @@ Q7__HIDDEN void q7__batch_free(q7__batch *b);
 Q7__HIDDEN int q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts);
 Q7__HIDDEN int q7__batch_add_sized(q7__batch *b, const q7_msg *m, int64_t ts, size_t n,
                                    size_t hlen);
+/* Encode @m's headers at @p (q7__record_put does the rest). */
+Q7__HIDDEN unsigned char *q7__record_put_headers(unsigned char *p, const q7_msg *m);
+
+static inline void
+q7__put32le(unsigned char *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(p, &v, 4);
+#else
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+#endif
+}
+
+/* Encode @m, @n bytes as q7__record_size gave them, at @p. */
+static inline void
+q7__record_put(unsigned char *p, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
+{
+  q7__put32le(p, (uint32_t)(n - 4));
+  q7__put32le(p + 4, (uint32_t)(uint64_t)ts);
+  q7__put32le(p + 8, (uint32_t)((uint64_t)ts >> 32));
+  q7__put32le(p + 12, m->key ? (uint32_t)m->key_len : Q7__NULL_LEN);
+  q7__put32le(p + 16, m->value ? (uint32_t)m->value_len : Q7__NULL_LEN);
+  q7__put32le(p + 20, (uint32_t)hlen);
+  p += Q7__REC_HDR;
+  if (m->key_len)
+    memcpy(p, m->key, m->key_len);
+  p += m->key_len;
+  if (m->value_len)
+    memcpy(p, m->value, m->value_len);
+  if (m->header_count)
+    q7__record_put_headers(p + m->value_len, m);
+}
+
+/* q7__batch_add_sized, inline while the buffer has room. */
+static inline int
+q7__batch_put(q7__batch *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
+{
+  if (b->buf.cap - b->buf.len < n)
+    return q7__batch_add_sized(b, m, ts, n, hlen);
+  q7__record_put(b->buf.data + b->buf.len, m, ts, n, hlen);
+  b->buf.len += n;
+  if (!b->count++)
+    b->first_ts = b->max_ts = ts;
+  else if (ts > b->max_ts)
+    b->max_ts = ts;
+  return Q7_OK;
+}
 /* Append one record already encoded (by q7__record_append). */
 Q7__HIDDEN int q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts);
 /* Write the header and CRC; the batch is then buf.data[0 .. buf.len). */
@@ -489,8 +562,21 @@ struct q7_topic {
   bool sticky_used;               /* a record went there since it was picked */
 };
 
+Q7__HIDDEN int q7__topic_pe_open(struct q7_topic *t, int32_t index, q7__pe **out);
+
+/* The environment of partition @index (< t->count) of @t, opened on first
+ * use. */
+static inline int
+q7__topic_pe(struct q7_topic *t, int32_t index, q7__pe **out)
+{
+  if (t->parts[index].pe) {
+    *out = t->parts[index].pe;
+    return Q7_OK;
+  }
+  return q7__topic_pe_open(t, index, out);
+}
+
 /* The partition's env, opening it on first use. */
-Q7__HIDDEN int q7__topic_pe(struct q7_topic *t, int32_t index, q7__pe **out);
 Q7__HIDDEN int q7__partition_check(const struct q7_topic *t, int32_t index);
 
 /* ---------------------------------------------------------- retention.c */

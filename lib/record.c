@@ -155,19 +155,14 @@ q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n, size_
   int rc = q7__buf_reserve(b, n);
   if (rc)
     return rc;
-  unsigned char *p = b->data + b->len;
-  put32(p, (uint32_t)(n - 4));
-  put64(p + 4, (uint64_t)ts);
-  put32(p + 12, m->key ? (uint32_t)m->key_len : Q7__NULL_LEN);
-  put32(p + 16, m->value ? (uint32_t)m->value_len : Q7__NULL_LEN);
-  put32(p + 20, (uint32_t)hlen);
-  p += Q7__REC_HDR;
-  if (m->key_len)
-    memcpy(p, m->key, m->key_len);
-  p += m->key_len;
-  if (m->value_len)
-    memcpy(p, m->value, m->value_len);
-  p += m->value_len;
+  q7__record_put(b->data + b->len, m, ts, n, hlen);
+  b->len += n;
+  return Q7_OK;
+}
+
+unsigned char *
+q7__record_put_headers(unsigned char *p, const q7_msg *m)
+{
   for (size_t i = 0; i < m->header_count; i++) {
     const q7_header *h = &m->headers[i];
     size_t nl = strlen(h->name);
@@ -181,8 +176,7 @@ q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n, size_
       memcpy(p, h->value, h->value_len);
     p += h->value_len;
   }
-  b->len += n;
-  return Q7_OK;
+  return p;
 }
 
 int

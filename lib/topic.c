@@ -435,7 +435,7 @@ q7__partition_check(const q7_topic *t, int32_t index)
 }
 
 int
-q7__topic_pe(q7_topic *t, int32_t index, q7__pe **out)
+q7__topic_pe_open(q7_topic *t, int32_t index, q7__pe **out)
 {
   q7_partition *p = &t->parts[index];
   if (!p->pe) {
