@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #define GS_VERSION 1u
+#define LIVE_CHECK_MS 10
 #define KEY_MAX (Q7__MAX_GROUP_LEN + 1 + 249 + 1)
 
 typedef struct gmember {
@@ -39,9 +40,11 @@ typedef struct gmember {
   int64_t lease;
 } gmember;
 
-/* This process's PID namespace (the inode of /proc/self/ns/pid). */
-static uint32_t
-my_pidns(void)
+/* This process's PID namespace (the inode of /proc/self/ns/pid); the
+ * store keeps it from q7_open (a stat through procfs per poll cost more
+ * than the rest of a poll). */
+uint32_t
+q7__pidns(void)
 {
   struct stat st;
   return stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
@@ -168,13 +171,13 @@ process_gone(int32_t pid)
 
 /* A member is gone when its lease passed or its process no longer exists. */
 static bool
-member_dead(const gmember *m, int64_t now)
+member_dead(const gmember *m, int64_t now, uint32_t ns)
 {
   if (m->lease < now)
     return true;
   /* A pid means something only in the member's own PID namespace; in
-   * another (a container sharing the store) its lease alone decides. */
-  uint32_t ns = my_pidns();
+   * another (a container sharing the store) its lease alone decides.  ns
+   * 0: by the lease alone. */
   if (!m->pidns || !ns || m->pidns != ns)
     return false;
   return m->pid > 0 && m->pid != getpid() && process_gone(m->pid);
@@ -182,11 +185,11 @@ member_dead(const gmember *m, int64_t now)
 
 /* Expire dead members and free what they owned; true if any was. */
 static bool
-gs_expire(gstate *g, int64_t now)
+gs_expire(gstate *g, int64_t now, uint32_t ns)
 {
   bool changed = false;
   for (uint32_t i = 0; i < g->n;) {
-    if (!member_dead(&g->m[i], now)) {
+    if (!member_dead(&g->m[i], now, ns)) {
       i++;
       continue;
     }
@@ -271,11 +274,11 @@ q7__group_join(q7_consumer *c)
   if ((rc = gs_begin(c, 0, &txn, &g)))
     return rc;
   int64_t now = wall_ms();
-  gs_expire(&g, now);
+  gs_expire(&g, now, c->q->pidns);
   gmember *m = &g.m[g.n++];
   m->id = g.next_id++;
   m->pid = (int32_t)getpid();
-  m->pidns = my_pidns();
+  m->pidns = c->q->pidns;
   m->lease = now + c->session_timeout;
   g.generation++;
   if (!(rc = gs_store(q, txn, c->group, c->sub_topic, &g))) {
@@ -336,7 +339,7 @@ q7__group_owns(q7 *q, MDB_txn *txn, const char *group, const char *topic, int32_
       (rc = gs_load(q, txn, group, topic, parts, &g)))
     return rc;
   bool ok = gs_find(&g, member) && partition < g.partitions && g.owner[partition] == member &&
-            !member_dead(gs_find(&g, member), wall_ms());
+            !member_dead(gs_find(&g, member), wall_ms(), q->pidns);
   uint64_t gen = g.generation;
   gs_free(&g);
   if (!ok)
@@ -360,7 +363,7 @@ q7__group_owner(q7 *q, MDB_txn *txn, const char *group, const char *topic, int32
     return rc;
   if (partition < g.partitions && g.owner[partition]) {
     gmember *m = gs_find(&g, g.owner[partition]);
-    if (m && !member_dead(m, wall_ms()))
+    if (m && !member_dead(m, wall_ms(), q->pidns))
       *owner = m->id;
   }
   gs_free(&g);
@@ -408,14 +411,14 @@ sync_txn(q7_consumer *c, const int32_t *revoked, size_t n_rev, int32_t *claimed,
   int64_t now = wall_ms();
   uint64_t gen0 = g.generation;
   gmember *me = gs_find(&g, c->member_id);
-  if (!me || member_dead(me, now)) {
+  if (!me || member_dead(me, now, q->pidns)) {
     *fenced = true;
     mdb_txn_abort(txn);
     gs_free(&g);
     return Q7_OK;
   }
   me->lease = now + c->session_timeout;
-  gs_expire(&g, now);
+  gs_expire(&g, now, q->pidns);
   size_t k = member_index(&g, c->member_id);
   bool freed = false;
   for (size_t i = 0; i < n_rev; i++) {
@@ -480,10 +483,17 @@ q7__group_sync(q7_consumer *c)
   mdb_txn_abort(txn);
   int64_t now = wall_ms();
   gmember *me = gs_find(&g, c->member_id);
-  bool fenced = !me || member_dead(me, now);
+  bool fenced = !me || member_dead(me, now, 0);
   bool anyone_dead = false;
+  /* Whether other members' processes still exist: every LIVE_CHECK_MS,
+   * not every poll (each costs a read of /proc); leases every poll. */
+  uint32_t ns = 0;
+  if (mono >= c->next_live_check) {
+    c->next_live_check = mono + LIVE_CHECK_MS;
+    ns = q->pidns;
+  }
   for (uint32_t i = 0; i < g.n; i++)
-    anyone_dead |= member_dead(&g.m[i], now);
+    anyone_dead |= member_dead(&g.m[i], now, ns);
   bool hb_due = mono - c->last_hb >= c->hb_interval;
   if (!fenced && !anyone_dead && !hb_due && g.generation == c->generation) {
     gs_free(&g);
@@ -500,7 +510,7 @@ q7__group_sync(q7_consumer *c)
   }
 
   /* 2. What the strategy takes away: tell the application, commit. */
-  gs_expire(&g, now);
+  gs_expire(&g, now, q->pidns);
   size_t k = member_index(&g, c->member_id);
   size_t cap = (size_t)g.partitions + c->n_as + 1;
   int32_t *revoked = malloc(cap * sizeof *revoked), *claimed = malloc(cap * sizeof *claimed);
@@ -640,7 +650,7 @@ q7_group_members(q7 *q, const char *group,
         if (g.owner[p] == g.m[i].id)
           r->parts[np++] = p;
       r->m = (q7_member){ NULL, g.m[i].id, g.m[i].pid, g.m[i].lease, g.generation, NULL, np,
-                          member_dead(&g.m[i], now) };
+                          member_dead(&g.m[i], now, q->pidns) };
       n++;
     }
     gs_free(&g);

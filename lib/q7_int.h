@@ -473,6 +473,7 @@ Q7__HIDDEN int q7__replica_sweep(struct q7 *q, int64_t now);
 
 struct q7 {
   char *dir;
+  uint32_t pidns;                 /* this process's PID namespace (group.c) */
   q7_conf *conf;
   bool sync;
   int64_t max_bytes;              /* 0: unlimited */
@@ -506,6 +507,7 @@ struct q7 {
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
 Q7__HIDDEN int64_t q7__mono_ms(void);
 Q7__HIDDEN int64_t q7__mono_ns(void);
+Q7__HIDDEN uint32_t q7__pidns(void);
 Q7__HIDDEN void q7__handle_ref(struct q7 *q, int delta);
 /* Bytes used by the store's data files, except @skip's. */
 Q7__HIDDEN int64_t q7__store_bytes(struct q7 *q, const q7__pe *skip);
@@ -667,6 +669,7 @@ struct q7_consumer {
   uint64_t member_id;
   uint64_t generation;            /* of the group when last fully synced */
   int64_t session_timeout, hb_interval, last_hb;
+  int64_t next_live_check;        /* monotonic ms: look at other members' pids */
   q7_rebalance_cb *rebalance_cb;
   void *rebalance_arg;
 };

@@ -360,6 +360,7 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
     rc = q7__err(Q7_ENOMEM, "q7_open: out of memory");
     goto fail;
   }
+  q->pidns = q7__pidns();
   q->sync = q7__conf_bool(q->conf, Q7K_SYNC);
   q->max_bytes = q7__conf_int(q->conf, Q7K_STORAGE_MAX_BYTES);
   q->lag_window = (int)q7__conf_int(q->conf, Q7K_LAG_WINDOW);
