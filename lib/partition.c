@@ -33,6 +33,7 @@ pe_free(q7__pe *pe)
     mdb_env_close(pe->env);
   pthread_rwlock_destroy(&pe->maplock);
   pthread_mutex_destroy(&pe->gc_mu);
+  pthread_mutex_destroy(&pe->ends_mu);
   pthread_mutex_destroy(&pe->repl_mu);
   pthread_cond_destroy(&pe->gc_cv);
   pthread_cond_destroy(&pe->gc_arrive);
@@ -249,6 +250,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   pe->topic_id = topic_id;
   pthread_rwlock_init(&pe->maplock, NULL);
   pthread_mutex_init(&pe->gc_mu, NULL);
+  pthread_mutex_init(&pe->ends_mu, NULL);
   pthread_mutex_init(&pe->repl_mu, NULL);
   pthread_cond_init(&pe->gc_cv, NULL);
   pthread_condattr_t ca;
@@ -579,15 +581,28 @@ typedef struct append_arg {
   bool acks_all;
   int64_t base;
   q7__repl_result repl;
+  q7__ends after;                 /* the log's ends once committed */
+  size_t txn;                     /* the id of the txn that appended */
 } append_arg;
 
 static int
 append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
 {
   append_arg *a = arg;
-  q7__ends e;
-  int rc = q7__pe_ends(pe, txn, &e);
-  if (rc)
+  q7__ends e = { 0 };
+  size_t id = mdb_txn_id(txn);
+  bool known = false;
+  int rc;
+  pthread_mutex_lock(&pe->ends_mu);
+  if (pe->ends_txn && id == pe->ends_txn + 1) { /* nothing committed since ours */
+    e.log_start = pe->ends_start;
+    e.next = pe->ends_next;
+    e.end_pos = pe->ends_pos;
+    e.tmax = pe->ends_tmax;
+    known = true;
+  }
+  pthread_mutex_unlock(&pe->ends_mu);
+  if (!known && (rc = q7__pe_ends(pe, txn, &e)))
     return rc;
   unsigned char kb[Q7__KEY_LEN];
   int64_t tmax = e.empty || a->b->max_ts > e.tmax ? a->b->max_ts : e.tmax;
@@ -601,6 +616,9 @@ append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
   if (rc)
     return q7__mdb_err(rc, pe->path);
   a->base = e.next;
+  a->txn = id;
+  a->after = (q7__ends){ .log_start = e.log_start, .next = e.next + a->b->count,
+                         .end_pos = e.end_pos + (int64_t)v.mv_size, .tmax = tmax };
   /* The mirrors, while this transaction holds the partition's writer lock:
    * appends reach every replica in the same order. */
   if (pe->q->n_mirrors)
@@ -613,8 +631,19 @@ q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base)
 {
   append_arg a = { .b = b, .acks_all = acks_all, .base = -1 };
   int rc = q7__pe_write(pe, append_fn, &a);
-  if (rc)
+  if (rc) {
+    pthread_mutex_lock(&pe->ends_mu);
+    pe->ends_txn = 0;
+    pthread_mutex_unlock(&pe->ends_mu);
     return rc;
+  }
+  pthread_mutex_lock(&pe->ends_mu);
+  pe->ends_txn = a.txn;
+  pe->ends_start = a.after.log_start;
+  pe->ends_next = a.after.next;
+  pe->ends_pos = a.after.end_pos;
+  pe->ends_tmax = a.after.tmax;
+  pthread_mutex_unlock(&pe->ends_mu);
   *base = a.base;
   if (pe->q->n_mirrors) {
     q7__replica_after(pe, &a.repl);

@@ -362,6 +362,13 @@ typedef struct q7__pe {
   MDB_dbi log, meta;
   pthread_rwlock_t maplock;       /* rd: any txn or held records; wr: remap */
   unsigned psize;                 /* LMDB's page size */
+  /* The log's ends after this process's last append, valid for the write
+   * transaction right after it (LMDB's next txn id): an append then reads
+   * neither the meta table nor the last two batches (whose pages a write
+   * through pwrite left unmapped: a page fault a commit). */
+  pthread_mutex_t ends_mu;
+  int64_t ends_next, ends_pos, ends_tmax, ends_start;
+  size_t ends_txn;                /* 0: none */
   uint64_t prealloc_end;          /* file blocks allocated up to here */
   pthread_mutex_t gc_mu;          /* group commit */
   pthread_cond_t gc_cv;
