@@ -253,7 +253,7 @@ fetch(q7_consumer *c, q7_record *out, size_t max)
       size_t room = max - n;
       if ((int64_t)room > hw - a->position)
         room = (size_t)(hw - a->position); /* never above the high watermark */
-      rc = q7__pe_read(a->pe, txn, a->position, out + n, room, &a->arena);
+      rc = q7__pe_read(a->pe, txn, a->position, out + n, room, &a->arena, &a->seen);
     }
     if (rc > 0) {
       a->rtxn = txn;

@@ -680,10 +680,11 @@ gather(q7__pe *pe)
 }
 
 int
-q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, bool acks_all,
-                  int codec, int64_t *offset)
+q7__pe_commit_one(q7__pe *pe, const q7_msg *m, int64_t ts, size_t size, size_t hlen,
+                  bool acks_all, int codec, int64_t *offset)
 {
-  q7__gcreq me = { .rec = rec, .len = len, .ts = ts, .acks_all = acks_all, .codec = codec };
+  q7__gcreq me = { .m = m, .size = size, .hlen = hlen, .ts = ts, .acks_all = acks_all,
+                   .codec = codec };
   pthread_mutex_lock(&pe->gc_mu);
   *pe->gc_tail = &me;
   pe->gc_tail = &me.next;
@@ -712,7 +713,7 @@ q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts, 
     q7__buf tmp = { 0 };
     int rc = q7__batch_init(&b);
     for (q7__gcreq *r = list; r && !rc; r = r->next) {
-      rc = q7__batch_add_raw(&b, r->rec, r->len, r->ts);
+      rc = q7__batch_add_sized(&b, r->m, r->ts, r->size, r->hlen);
       all |= r->acks_all;
     }
     if (!rc && codec)
@@ -832,7 +833,8 @@ q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val *k, MDB_val *v)
 }
 
 int
-q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max, q7__arena *a)
+q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max, q7__arena *a,
+            q7__seen *seen)
 {
   MDB_cursor *cur;
   MDB_val k, v;
@@ -857,9 +859,16 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
       goto done;
     }
     int64_t base = bk.base;
-    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, true, what)) ||
+    uint32_t crc = 0;
+    if (v.mv_size >= 4)
+      memcpy(&crc, v.mv_data, 4);
+    bool known = seen && seen->data == v.mv_data && seen->len == v.mv_size &&
+                 seen->base == base && seen->crc == crc;
+    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, !known, what)) ||
         (rc = q7__batch_inflate(pe->q, &bv, a, what, base)))
       goto done;
+    if (seen)
+      *seen = (q7__seen){ v.mv_data, v.mv_size, base, crc };
     if (offset < base || offset >= base + bv.count) {
       rc = q7__err(Q7_ECORRUPT, "%s: offset %" PRId64 " missing from the log", what, offset);
       goto done;

@@ -70,7 +70,6 @@ struct q7_producer {
   slot *last;                     /* the slot of the previous send */
   pthread_t thread;
   bool stop;
-  q7__buf scratch;                /* send_sync encoding */
   uint32_t rr;                    /* keyless send_sync */
 };
 
@@ -527,11 +526,8 @@ q7_producer_send_sync(q7_producer *p, const q7_msg *m, int32_t *partition, int64
   if (s)
     commit_slot(p, s);
   pthread_mutex_unlock(&p->mu);
-  p->scratch.len = 0;
-  if ((rc = q7__record_append_sized(&p->scratch, m, ts, size, hlen)))
-    return rc;
   for (int64_t attempt = 0;; attempt++) {
-    rc = q7__pe_commit_one(pe, p->scratch.data, p->scratch.len, ts, p->acks_all,
+    rc = q7__pe_commit_one(pe, m, ts, size, hlen, p->acks_all,
                            m->topic->codec >= 0 ? m->topic->codec : p->codec, &off);
     if (rc != Q7_EBUSY || attempt >= p->retries)
       break;
@@ -623,7 +619,6 @@ q7_producer_close(q7_producer *p)
   q7__handle_ref(p->q, -1);
   free(p->reps);
   free(p->spare);
-  q7__buf_free(&p->scratch);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_work);
   pthread_cond_destroy(&p->cv_done);

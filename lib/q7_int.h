@@ -117,7 +117,19 @@ Q7__HIDDEN uint32_t q7__crc32c(uint32_t crc, const void *buf, size_t len);
  *  24  i64 max_ts      largest timestamp in the batch
  *  32  records
  *
- * A record:
+ * A record (format 2, as Kafka's record v2: varints are unsigned LEB128,
+ * as protobuf has them; the timestamp is zigzag-encoded):
+ *   varint size            bytes after this field
+ *   varint ts_delta        timestamp_ms - first_ts
+ *   varint key_len + 1     0: no key
+ *   key
+ *   varint value_len + 1   0: null value
+ *   value
+ *   varint headers_len
+ *   headers
+ * 16 + 100 bytes take 122 bytes, against 140 in format 1.
+ *
+ * Format 1 (libq7 0.1.0), read still, never written:
  *   u32 size          bytes after this field
  *   i64 timestamp_ms
  *   u32 key_len       Q7__NULL_LEN: no key
@@ -125,12 +137,15 @@ Q7__HIDDEN uint32_t q7__crc32c(uint32_t crc, const void *buf, size_t len);
  *   u32 headers_len
  *   key, value, headers
  *
- * Headers: repeated { u16 name_len; name; u32 value_len (Q7__NULL_LEN: null); value }.
+ * Headers, in both: repeated { u16 name_len; name; u32 value_len
+ * (Q7__NULL_LEN: null); value }.
  */
-#define Q7__BATCH_FORMAT 1u
+#define Q7__BATCH_FORMAT 2u
 #define Q7__KEY_LEN 24u
 #define Q7__BATCH_HDR 32u
-#define Q7__REC_HDR 24u
+#define Q7__REC_HDR 24u                 /* format 1's fixed record header */
+#define Q7__REC2_MIN 5u                 /* the smallest format-2 record */
+#define Q7__REC2_MAX_HDR 30u            /* its varints at their longest */
 #define Q7__NULL_LEN 0xffffffffu
 
 typedef struct q7__buf {
@@ -141,17 +156,12 @@ typedef struct q7__buf {
 Q7__HIDDEN int q7__buf_reserve(q7__buf *b, size_t more);
 Q7__HIDDEN void q7__buf_free(q7__buf *b);
 
-/* Size a record takes in a batch, or 0 when a length overflows u32. */
+/* Most bytes a record takes in a batch, or 0 when a length overflows u32. */
 Q7__HIDDEN size_t q7__record_size(const q7_msg *m, size_t *headers_len);
 /* Bytes counted against message.max.bytes. */
 Q7__HIDDEN size_t q7__record_payload(const q7_msg *m);
 /* Validate the headers of @m (Q7_EINVAL with a message). */
 Q7__HIDDEN int q7__record_check(const q7_msg *m);
-/* Append @m (stamped @ts) to @b. */
-Q7__HIDDEN int q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts);
-/* The same with the sizes q7__record_size gave. */
-Q7__HIDDEN int q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n,
-                                       size_t headers_len);
 
 /* The checks and size of q7__record_check and q7__record_size, inline for
  * the common record without headers (the producer's hot path). */
@@ -170,10 +180,39 @@ q7__record_size_fast(const q7_msg *m, size_t *headers_len)
   if (m->header_count)
     return q7__record_size(m, headers_len);
   *headers_len = 0;
-  size_t n = Q7__REC_HDR + m->key_len + m->value_len;
+  size_t n = Q7__REC2_MAX_HDR + m->key_len + m->value_len;
   if (m->key_len >= Q7__NULL_LEN || m->value_len >= Q7__NULL_LEN || n >= Q7__NULL_LEN)
     return 0;
   return n;
+}
+
+/* Unsigned LEB128. */
+static inline unsigned char *
+q7__varint_put(unsigned char *p, uint64_t v)
+{
+  while (v >= 0x80) {
+    *p++ = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (unsigned char)v;
+  return p;
+}
+
+static inline size_t
+q7__varint_len(uint64_t v)
+{
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static inline uint64_t
+q7__zigzag(int64_t v)
+{
+  return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
 /* A batch being built: header space reserved at the front of buf. */
@@ -195,37 +234,53 @@ Q7__HIDDEN int q7__batch_add_sized(q7__batch *b, const q7_msg *m, int64_t ts, si
 /* Encode @m's headers at @p (q7__record_put does the rest). */
 Q7__HIDDEN unsigned char *q7__record_put_headers(unsigned char *p, const q7_msg *m);
 
+/* memcpy for the short keys and values most records have, without a call:
+ * two overlapping moves of a power of two cover any length up to 64. */
 static inline void
-q7__put32le(unsigned char *p, uint32_t v)
+q7__copy(unsigned char *d, const void *src, size_t n)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  memcpy(p, &v, 4);
-#else
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-#endif
+  const unsigned char *s = src;
+  if (n > 64) {
+    memcpy(d, s, n);
+  } else if (n >= 32) {
+    memcpy(d, s, 32);
+    memcpy(d + n - 32, s + n - 32, 32);
+  } else if (n >= 16) {
+    memcpy(d, s, 16);
+    memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    memcpy(d, s, 8);
+    memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(d, s, 4);
+    memcpy(d + n - 4, s + n - 4, 4);
+  } else if (n) {
+    d[0] = s[0];
+    d[n / 2] = s[n / 2];
+    d[n - 1] = s[n - 1];
+  }
 }
 
-/* Encode @m, @n bytes as q7__record_size gave them, at @p. */
-static inline void
-q7__record_put(unsigned char *p, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
+/* Encode @m (format 2) at @p, its timestamp relative to @first_ts;
+ * @hlen as q7__record_size gave it.  Returns the bytes written, at most
+ * what q7__record_size gave. */
+static inline size_t
+q7__record_put(unsigned char *p, const q7_msg *m, int64_t ts, int64_t first_ts, size_t hlen)
 {
-  q7__put32le(p, (uint32_t)(n - 4));
-  q7__put32le(p + 4, (uint32_t)(uint64_t)ts);
-  q7__put32le(p + 8, (uint32_t)((uint64_t)ts >> 32));
-  q7__put32le(p + 12, m->key ? (uint32_t)m->key_len : Q7__NULL_LEN);
-  q7__put32le(p + 16, m->value ? (uint32_t)m->value_len : Q7__NULL_LEN);
-  q7__put32le(p + 20, (uint32_t)hlen);
-  p += Q7__REC_HDR;
-  if (m->key_len)
-    memcpy(p, m->key, m->key_len);
-  p += m->key_len;
-  if (m->value_len)
-    memcpy(p, m->value, m->value_len);
+  uint64_t zz = q7__zigzag((int64_t)((uint64_t)ts - (uint64_t)first_ts));
+  uint64_t k1 = m->key ? (uint64_t)m->key_len + 1 : 0, v1 = m->value ? (uint64_t)m->value_len + 1 : 0;
+  size_t body = q7__varint_len(zz) + q7__varint_len(k1) + m->key_len + q7__varint_len(v1) +
+                m->value_len + q7__varint_len(hlen) + hlen;
+  unsigned char *d = q7__varint_put(p, body);
+  d = q7__varint_put(d, zz);
+  d = q7__varint_put(d, k1);
+  q7__copy(d, m->key, m->key_len);
+  d = q7__varint_put(d + m->key_len, v1);
+  q7__copy(d, m->value, m->value_len);
+  d = q7__varint_put(d + m->value_len, hlen);
   if (m->header_count)
-    q7__record_put_headers(p + m->value_len, m);
+    d = q7__record_put_headers(d, m);
+  return (size_t)(d - p);
 }
 
 /* q7__batch_add_sized, inline while the buffer has room. */
@@ -234,16 +289,13 @@ q7__batch_put(q7__batch *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
 {
   if (b->buf.cap - b->buf.len < n)
     return q7__batch_add_sized(b, m, ts, n, hlen);
-  q7__record_put(b->buf.data + b->buf.len, m, ts, n, hlen);
-  b->buf.len += n;
   if (!b->count++)
     b->first_ts = b->max_ts = ts;
   else if (ts > b->max_ts)
     b->max_ts = ts;
+  b->buf.len += q7__record_put(b->buf.data + b->buf.len, m, ts, b->first_ts, hlen);
   return Q7_OK;
 }
-/* Append one record already encoded (by q7__record_append). */
-Q7__HIDDEN int q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts);
 /* Write the header and CRC; the batch is then buf.data[0 .. buf.len). */
 Q7__HIDDEN void q7__batch_seal(q7__batch *b);
 
@@ -254,7 +306,8 @@ typedef struct q7__bview {
   const unsigned char *data;    /* the whole value */
   size_t len;
   uint32_t count;
-  int64_t max_ts;
+  uint32_t format;              /* 1 or 2: the record layout */
+  int64_t first_ts, max_ts;
   int codec;                    /* Q7__CODEC_* */
   size_t raw_len;               /* bytes of the records, uncompressed */
   const unsigned char *recs;    /* the records; NULL until inflated */
@@ -335,8 +388,8 @@ Q7__HIDDEN void q7__notify_wait(q7__notify *n, uint32_t seq, int timeout_ms);
 /* A request of group commit (q7_producer_send_sync). */
 typedef struct q7__gcreq {
   struct q7__gcreq *next;
-  const unsigned char *rec;       /* an encoded record */
-  size_t len;
+  const q7_msg *m;                /* the caller's; valid while it waits */
+  size_t size, hlen;              /* as q7__record_size gave them */
   int64_t ts;
   bool acks_all;
   int codec;
@@ -406,18 +459,32 @@ Q7__HIDDEN int q7__pe_write_ex(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, v
 /* Append a sealed batch; *base receives its first offset (set also when
  * the result is Q7_EREPLICA after the primary committed). */
 Q7__HIDDEN int q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base);
-/* Group commit of one encoded record (send_sync). */
-Q7__HIDDEN int q7__pe_commit_one(q7__pe *pe, const unsigned char *rec, size_t len, int64_t ts,
-                                 bool acks_all, int codec, int64_t *offset);
+/* Group commit of one record (send_sync), @size and @hlen as
+ * q7__record_size gave them; @m is read by whichever caller leads. */
+Q7__HIDDEN int q7__pe_commit_one(q7__pe *pe, const q7_msg *m, int64_t ts, size_t size,
+                                 size_t hlen, bool acks_all, int codec, int64_t *offset);
 /* Start / end a read: takes the map lock (shared) and a read txn. */
 Q7__HIDDEN int q7__pe_read_begin(q7__pe *pe, MDB_txn **txn);
 Q7__HIDDEN void q7__pe_read_end(q7__pe *pe, MDB_txn *txn);
 /* Offsets as seen by @txn. */
 Q7__HIDDEN int q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw);
+/* The last batch a reader checked the CRC of: a poll that ends inside a
+ * batch leaves the rest for the next, which need not check those bytes
+ * again while they stay where they were (same place in the map, length,
+ * base offset and stored CRC).  Polls of 500 records over batches of
+ * 1000 checked every batch twice. */
+typedef struct q7__seen {
+  const void *data;
+  size_t len;
+  int64_t base;
+  uint32_t crc;
+} q7__seen;
+
 /* Read records from @offset (in [log_start, hw)) inside @txn; compressed
- * batches are decompressed into @a (reset by the caller between reads). */
+ * batches are decompressed into @a (reset by the caller between reads).
+ * @seen: the reader's memo, or NULL to check every batch. */
 Q7__HIDDEN int q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max,
-                           q7__arena *a);
+                           q7__arena *a, q7__seen *seen);
 /* A batch key, decoded. */
 typedef struct q7__bkey {
   int64_t base, pos, tmax;
@@ -556,6 +623,7 @@ struct q7_partition {
   q7__pe *pe;                     /* opened on first use */
   MDB_txn *rtxn;                  /* held while records are out */
   q7__arena arena;                /* decompressed batches handed out */
+  q7__seen seen;
 };
 
 struct q7_topic {
@@ -657,6 +725,7 @@ typedef struct q7__assign {
   q7__pe *pe;
   MDB_txn *rtxn;                  /* held while records are out */
   q7__arena arena;                /* decompressed batches handed out */
+  q7__seen seen;
   bool claimed;                   /* group: this member owns it */
 } q7__assign;
 

@@ -133,31 +133,11 @@ q7__record_size(const q7_msg *m, size_t *headers_len)
     h += 2 + strlen(m->headers[i].name) + 4 + m->headers[i].value_len;
   if (headers_len)
     *headers_len = h;
-  size_t n = Q7__REC_HDR + m->key_len + m->value_len + h;
+  size_t n = Q7__REC2_MAX_HDR + m->key_len + m->value_len + h;
   if (m->key_len >= Q7__NULL_LEN || m->value_len >= Q7__NULL_LEN || h >= Q7__NULL_LEN ||
       n >= Q7__NULL_LEN)
     return 0;
   return n;
-}
-
-int
-q7__record_append(q7__buf *b, const q7_msg *m, int64_t ts)
-{
-  size_t hlen, n = q7__record_size(m, &hlen);
-  if (!n)
-    return q7__err(Q7_ETOOBIG, "record: larger than 4 GiB");
-  return q7__record_append_sized(b, m, ts, n, hlen);
-}
-
-int
-q7__record_append_sized(q7__buf *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
-{
-  int rc = q7__buf_reserve(b, n);
-  if (rc)
-    return rc;
-  q7__record_put(b->data + b->len, m, ts, n, hlen);
-  b->len += n;
-  return Q7_OK;
 }
 
 unsigned char *
@@ -206,15 +186,6 @@ q7__batch_free(q7__batch *b)
   b->count = 0;
 }
 
-static void
-batch_note(q7__batch *b, int64_t ts)
-{
-  if (!b->count++)
-    b->first_ts = b->max_ts = ts;
-  else if (ts > b->max_ts)
-    b->max_ts = ts;
-}
-
 int
 q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts)
 {
@@ -227,22 +198,10 @@ q7__batch_add(q7__batch *b, const q7_msg *m, int64_t ts)
 int
 q7__batch_add_sized(q7__batch *b, const q7_msg *m, int64_t ts, size_t n, size_t hlen)
 {
-  int rc = q7__record_append_sized(&b->buf, m, ts, n, hlen);
-  if (!rc)
-    batch_note(b, ts);
-  return rc;
-}
-
-int
-q7__batch_add_raw(q7__batch *b, const void *rec, size_t len, int64_t ts)
-{
-  int rc = q7__buf_reserve(&b->buf, len);
+  int rc = q7__buf_reserve(&b->buf, n);
   if (rc)
     return rc;
-  memcpy(b->buf.data + b->buf.len, rec, len);
-  b->buf.len += len;
-  batch_note(b, ts);
-  return Q7_OK;
+  return q7__batch_put(b, m, ts, n, hlen);
 }
 
 void
@@ -277,10 +236,10 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
   }
   uint32_t fmt = (uint32_t)h[4] | (uint32_t)h[5] << 8;
   uint32_t attr = (uint32_t)h[6] | (uint32_t)h[7] << 8;
-  if (fmt != Q7__BATCH_FORMAT)
+  if (fmt != 1 && fmt != 2)
     return q7__err(fmt > Q7__BATCH_FORMAT ? Q7_EVERSION : Q7_ECORRUPT,
-                   "%s: batch at offset %" PRId64 " has format %u, this library reads %u", what,
-                   base, fmt, Q7__BATCH_FORMAT);
+                   "%s: batch at offset %" PRId64 " has format %u, this library reads 1 to %u",
+                   what, base, fmt, Q7__BATCH_FORMAT);
   uint32_t codec = attr & 7;
   if (codec != Q7__CODEC_NONE && codec != Q7__CODEC_LZ4 && codec != Q7__CODEC_ZSTD)
     return q7__err(Q7_EVERSION, "%s: batch at offset %" PRId64 " uses compression %u", what,
@@ -291,13 +250,15 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
     return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad header", what, base);
   v->data = h;
   v->len = len;
+  v->format = fmt;
+  v->first_ts = (int64_t)get64(h + 16);
   v->max_ts = (int64_t)get64(h + 24);
   v->codec = (int)codec;
   if (codec) {
     v->raw_len = get32(h + Q7__BATCH_HDR);
     v->recs = NULL;
     v->recs_len = 0;
-    if (v->raw_len < (size_t)v->count * Q7__REC_HDR)
+    if (v->raw_len < (size_t)v->count * (fmt == 1 ? Q7__REC_HDR : Q7__REC2_MIN))
       return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad length", what,
                      base);
   } else {
@@ -307,16 +268,13 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
   return Q7_OK;
 }
 
-int
-q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
+static int
+decode1(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
                  const char *topic, int32_t partition)
 {
   const unsigned char *p = v->recs, *end = v->recs + v->recs_len;
   uint32_t i = 0;
   size_t n = 0;
-  if (!p)
-    return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
-                   " was not decompressed", topic, (int)partition, base);
   /* Records before @skip: only their sizes. */
   for (; i < skip && i < v->count; i++) {
     if ((size_t)(end - p) < Q7__REC_HDR)
@@ -355,6 +313,115 @@ q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out
 corrupt:
   return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
                  " has a malformed record", topic, (int)partition, base);
+}
+
+/* One varint within [*p, end); false when it runs past end or 10 bytes. */
+static bool
+vget_slow(const unsigned char **p, const unsigned char *end, uint64_t *out)
+{
+  const unsigned char *q = *p;
+  uint64_t v = 0;
+  for (int shift = 0; q < end && shift < 64; shift += 7) {
+    unsigned char c = *q++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (c < 0x80) {
+      *out = v;
+      *p = q;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Inline for one and two bytes: lengths, and timestamps up to 8 s apart
+ * in a batch. */
+static inline bool
+vget(const unsigned char **p, const unsigned char *end, uint64_t *out)
+{
+  const unsigned char *q = *p;
+  if (end - q >= 2) {
+    uint64_t a = q[0], b = q[1];
+    if (a < 0x80) {
+      *out = a;
+      *p = q + 1;
+      return true;
+    }
+    if (b < 0x80) {
+      *out = (a & 0x7f) | b << 7;
+      *p = q + 2;
+      return true;
+    }
+  }
+  return vget_slow(p, end, out);
+}
+
+static int
+decode2(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
+        const char *topic, int32_t partition)
+{
+  const unsigned char *p = v->recs, *end = v->recs + v->recs_len;
+  uint32_t i = 0;
+  size_t n = 0;
+  uint64_t size;
+  /* Records before @skip: only their sizes. */
+  for (; i < skip && i < v->count; i++) {
+    if (!vget(&p, end, &size) || size < Q7__REC2_MIN - 1 || size > (size_t)(end - p))
+      goto corrupt;
+    p += size;
+  }
+  uint32_t last = v->count - i < max ? v->count : i + (uint32_t)max;
+  uint64_t first = (uint64_t)v->first_ts;
+  for (; i < last; i++) {
+    uint64_t zz, k1, v1, hl;
+    if (!vget(&p, end, &size) || size > (size_t)(end - p))
+      goto corrupt;
+    const unsigned char *rend = p + size;
+    if (!vget(&p, rend, &zz) || !vget(&p, rend, &k1))
+      goto corrupt;
+    size_t kn = k1 ? k1 - 1 : 0;
+    if (kn > (size_t)(rend - p))
+      goto corrupt;
+    const unsigned char *key = p;
+    p += kn;
+    if (!vget(&p, rend, &v1))
+      goto corrupt;
+    size_t vn = v1 ? v1 - 1 : 0;
+    if (vn > (size_t)(rend - p))
+      goto corrupt;
+    const unsigned char *val = p;
+    p += vn;
+    /* The headers fill the rest exactly. */
+    if (!vget(&p, rend, &hl) || hl != (size_t)(rend - p) || k1 > Q7__NULL_LEN ||
+        v1 > Q7__NULL_LEN)
+      goto corrupt;
+    q7_record *r = &out[n++];
+    r->topic = topic;
+    r->partition = partition;
+    r->offset = base + i;
+    r->timestamp_ms = (int64_t)(first + ((zz >> 1) ^ (0 - (zz & 1))));
+    r->key = k1 ? key : NULL;
+    r->key_len = kn;
+    r->value = v1 ? val : NULL;
+    r->value_len = vn;
+    r->headers = hl ? p : NULL;
+    r->headers_len = hl;
+    p = rend;
+  }
+  return (int)n;
+corrupt:
+  return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
+                 " has a malformed record", topic, (int)partition, base);
+}
+
+int
+q7__batch_decode(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
+                 const char *topic, int32_t partition)
+{
+  if (!v->recs)
+    return q7__err(Q7_ECORRUPT, "topic %s partition %d: batch at offset %" PRId64
+                   " was not decompressed", topic, (int)partition, base);
+  return v->format == 1 ? decode1(v, base, skip, out, max, topic, partition)
+                        : decode2(v, base, skip, out, max, topic, partition);
 }
 
 int
@@ -416,19 +483,34 @@ q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos)
   size_t at = it->pos - Q7__BATCH_HDR; /* within the records */
   if (it->i >= v->count)
     return 0;
-  if (!v->recs || v->recs_len - at < Q7__REC_HDR)
+  if (!v->recs || at > v->recs_len)
     return Q7_ECORRUPT;
-  const unsigned char *p = v->recs + at;
-  uint32_t size = get32(p);
-  if (size < Q7__REC_HDR - 4 || size > v->recs_len - at - 4)
-    return Q7_ECORRUPT;
-  *ts = (int64_t)get64(p + 4);
+  const unsigned char *p = v->recs + at, *end = v->recs + v->recs_len;
+  size_t len;
+  if (v->format == 1) {
+    if ((size_t)(end - p) < Q7__REC_HDR)
+      return Q7_ECORRUPT;
+    uint32_t size = get32(p);
+    if (size < Q7__REC_HDR - 4 || size > (size_t)(end - p) - 4)
+      return Q7_ECORRUPT;
+    *ts = (int64_t)get64(p + 4);
+    len = 4 + (size_t)size;
+  } else {
+    const unsigned char *q = p;
+    uint64_t size, zz;
+    if (!vget(&q, end, &size) || size > (size_t)(end - q))
+      return Q7_ECORRUPT;
+    len = (size_t)(q - p) + size;
+    if (!vget(&q, p + len, &zz))
+      return Q7_ECORRUPT;
+    *ts = (int64_t)((uint64_t)v->first_ts + ((zz >> 1) ^ (0 - (zz & 1))));
+  }
   /* The position in the stored value: for a compressed batch, in proportion
    * (retention.bytes counts stored bytes). */
   *pos = v->codec ? Q7__BATCH_HDR + (size_t)((double)at * (double)(v->len - Q7__BATCH_HDR) /
                                              (double)(v->recs_len ? v->recs_len : 1))
                   : it->pos;
-  it->pos += 4 + (size_t)size;
+  it->pos += len;
   it->i++;
   return 1;
 }

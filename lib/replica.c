@@ -1224,11 +1224,13 @@ q7_replica_verify(q7 *q, const char *topic, int32_t partition, int replica)
   }
   q7_record a[256], b[256];
   q7__arena aa = { 0 }, ab = { 0 };
+  q7__seen sa = { 0 }, sb = { 0 }; /* each batch checked once */
   while (off < hw) {
     size_t want = hw - off < 256 ? (size_t)(hw - off) : 256;
     q7__arena_reset(&aa);
     q7__arena_reset(&ab);
-    int na = q7__pe_read(pe, pt, off, a, want, &aa), nb = q7__pe_read(mpe, mt, off, b, want, &ab);
+    int na = q7__pe_read(pe, pt, off, a, want, &aa, &sa),
+        nb = q7__pe_read(mpe, mt, off, b, want, &ab, &sb);
     if (na < 0 || nb < 0) {
       rc = na < 0 ? na : q7__err(Q7_ECORRUPT, "replica %d of topic %s partition %d: %s",
                                  replica, topic, (int)partition, q7_last_error());

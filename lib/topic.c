@@ -600,7 +600,7 @@ q7_partition_read(q7_partition *p, int64_t offset, q7_record *out, size_t max)
   }
   if ((int64_t)max > hw - offset)
     max = (size_t)(hw - offset); /* never above the high watermark */
-  rc = q7__pe_read(p->pe, txn, offset, out, max, &p->arena);
+  rc = q7__pe_read(p->pe, txn, offset, out, max, &p->arena, &p->seen);
   if (rc > 0) {
     p->rtxn = txn;
     return rc;

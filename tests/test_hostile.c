@@ -840,7 +840,7 @@ static void
 corrupt_batch_one(void)
 {
   make_store("t", 1, 4); /* four batches: offsets 0, 1, 2, 3 */
-  flip f = { "topics/t/0", 1, Q7__BATCH_HDR + Q7__REC_HDR + 3 };
+  flip f = { "topics/t/0", 1, Q7__BATCH_HDR + 3 }; /* in its record */
   run_ok(child_flip, &f, 30000, "flipping a byte");
 }
 

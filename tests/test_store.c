@@ -168,6 +168,153 @@ raw_flip_batch(const char *rel, int nth, size_t at)
   free(copy);
 }
 
+/* ----------------------------------------------- stores of libq7 0.1.0 */
+
+static void
+le32(unsigned char *p, uint32_t v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+le64(unsigned char *p, uint64_t v)
+{
+  le32(p, (uint32_t)v);
+  le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void
+be64k(unsigned char *p, uint64_t v)
+{
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (unsigned char)v;
+}
+
+/* Append to partition DIR/@rel a batch as libq7 0.1.0 wrote it (batch
+ * format 1: fixed 24-byte record headers), records "old-I" with key "kI"
+ * (none for odd I), at offsets @base.., timestamps 1000 + 10 * I; the last
+ * record of it carries a header x=y. */
+static void
+raw_append_format1(const char *rel, int64_t base, int64_t pos, int n)
+{
+  unsigned char b[4096], kb[24];
+  size_t at = 32;
+  for (int i = 0; i < n; i++) {
+    char key[16], val[16];
+    int kl = snprintf(key, sizeof key, "k%d", (int)base + i),
+        vl = snprintf(val, sizeof val, "old-%d", (int)base + i);
+    bool nokey = i % 2, hdr = i == n - 1;
+    size_t hl = hdr ? 2 + 1 + 4 + 1 : 0, size = 24 + (nokey ? 0 : kl) + vl + hl;
+    le32(b + at, (uint32_t)(size - 4));
+    le64(b + at + 4, (uint64_t)(1000 + 10 * (base + i)));
+    le32(b + at + 12, nokey ? 0xffffffffu : (uint32_t)kl);
+    le32(b + at + 16, (uint32_t)vl);
+    le32(b + at + 20, (uint32_t)hl);
+    unsigned char *d = b + at + 24;
+    if (!nokey) {
+      memcpy(d, key, (size_t)kl);
+      d += kl;
+    }
+    memcpy(d, val, (size_t)vl);
+    d += vl;
+    if (hdr) {
+      d[0] = 1;
+      d[1] = 0;
+      d[2] = 'x';
+      le32(d + 3, 1);
+      d[7] = 'y';
+    }
+    at += size;
+  }
+  b[4] = 1; /* format 1 */
+  b[5] = b[6] = b[7] = 0;
+  le32(b + 8, (uint32_t)n);
+  le32(b + 12, (uint32_t)(at - 32));
+  le64(b + 16, (uint64_t)(1000 + 10 * base));
+  le64(b + 24, (uint64_t)(1000 + 10 * (base + n - 1)));
+  le32(b, q7__crc32c(0, b + 4, at - 4));
+  be64k(kb, (uint64_t)base);
+  be64k(kb + 8, (uint64_t)pos);
+  be64k(kb + 16, (uint64_t)(1000 + 10 * (base + n - 1)));
+  MDB_env *env = raw_env(rel);
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  cr_assert_eq(mdb_dbi_open(txn, "log", 0, &dbi), 0);
+  MDB_val k = { 24, kb }, v = { at, b };
+  cr_assert_eq(mdb_put(txn, dbi, &k, &v, MDB_APPEND), 0);
+  cr_assert_eq(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+/* A store written by 0.1.0 (format-1 batches) reads as before; new records
+ * go after them in format 2, and one log holding both reads, seeks by
+ * time and sweeps as one. */
+Test(store, format_1_batches_of_0_1_0_read_next_to_format_2)
+{
+  make_store("t", 1, 0, 0);
+  raw_append_format1("topics/t/0", 0, 0, 3);
+  raw_append_format1("topics/t/0", 3, 200, 4);
+  q7 *q;
+  q7_topic *t;
+  q7_partition *p;
+  q7_producer *pr;
+  Q7_OK_OR_FAIL(q7_open(&q, dir, NULL));
+  Q7_OK_OR_FAIL(q7_topic_open(q, "t", &t));
+  Q7_OK_OR_FAIL(q7_producer_new(q, NULL, &pr));
+  for (int i = 7; i < 10; i++) {
+    char v[16];
+    int vl = snprintf(v, sizeof v, "new-%d", i);
+    q7_msg m = { .topic = t, .partition = 0, .value = v, .value_len = (size_t)vl,
+                 .timestamp_ms = 1000 + 10 * i };
+    int64_t off;
+    Q7_OK_OR_FAIL(q7_producer_send_sync(pr, &m, NULL, &off));
+    cr_assert_eq(off, i, "new record at %lld", (long long)off);
+  }
+  Q7_OK_OR_FAIL(q7_producer_close(pr));
+  Q7_OK_OR_FAIL(q7_topic_partition(t, 0, &p));
+  q7_record r[16];
+  int n = q7_partition_read(p, 0, r, 16);
+  cr_assert_eq(n, 10, "read %d records (%s)", n, q7_last_error());
+  for (int i = 0; i < 10; i++) {
+    char want[16];
+    snprintf(want, sizeof want, "%s-%d", i < 7 ? "old" : "new", i);
+    cr_assert_eq(r[i].offset, i);
+    cr_assert_eq(r[i].timestamp_ms, 1000 + 10 * i, "record %d", i);
+    cr_assert(r[i].value_len == strlen(want) && !memcmp(r[i].value, want, strlen(want)),
+              "record %d is not %s", i, want);
+    bool key = i < 7 && (i < 3 ? i : i - 3) % 2 == 0;
+    cr_assert_eq(r[i].key != NULL, key, "record %d key", i);
+  }
+  const void *hv;
+  size_t hvl;
+  Q7_OK_OR_FAIL(q7_record_header(&r[6], "x", &hv, &hvl));
+  cr_assert(hvl == 1 && !memcmp(hv, "y", 1));
+  /* From the middle of a format-1 batch. */
+  cr_assert_eq(q7_partition_read(p, 4, r, 2), 2);
+  cr_assert_eq(r[0].offset, 4);
+  cr_assert_eq(r[1].timestamp_ms, 1050);
+  q7_partition_read(p, 0, NULL, 0);
+  int64_t off;
+  Q7_OK_OR_FAIL(q7_offset_for_time(p, 1045, &off));
+  cr_assert_eq(off, 5);
+  Q7_OK_OR_FAIL(q7_offset_for_time(p, 1075, &off));
+  cr_assert_eq(off, 8);
+  /* Retention by time cuts inside the second format-1 batch. */
+  Q7_OK_OR_FAIL(q7_topic_set(q, "t", "retention.ms", "100"));
+  int64_t removed, ls, hw;
+  Q7_OK_OR_FAIL(q7_retention_sweep(q, 1000 + 10 * 5 + 100, &removed));
+  Q7_OK_OR_FAIL(q7_partition_offsets(p, &ls, &hw));
+  cr_assert_eq(ls, 5, "log start %lld", (long long)ls);
+  cr_assert_eq(hw, 10);
+  cr_assert_eq(q7_partition_read(p, ls, r, 16), 5);
+  cr_assert_eq(r[0].offset, 5);
+  q7_partition_read(p, 0, NULL, 0);
+  q7_topic_close(t);
+  Q7_OK_OR_FAIL(q7_close(q));
+}
+
 /* ------------------------------------------------------------- open */
 
 Test(store, open_null_or_empty_dir_is_einval)
@@ -780,7 +927,7 @@ Test(store, partition_directory_removed_is_enoent)
 Test(store, flipped_byte_in_a_stored_batch_is_ecorrupt_naming_the_offset)
 {
   make_store("t", 1, 3, 50); /* three batches: offsets 0, 1, 2 */
-  raw_flip_batch("topics/t/0", 1, Q7__BATCH_HDR + Q7__REC_HDR + 10);
+  raw_flip_batch("topics/t/0", 1, Q7__BATCH_HDR + 10); /* in its record */
   q7 *q;
   q7_topic *t;
   q7_partition *p;

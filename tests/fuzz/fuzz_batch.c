@@ -12,6 +12,14 @@
  * base + index, header pointers lie inside the record's header block, and
  * a batch encoded by the library decodes back to what was encoded.
  *
+ * Both record formats are read (format 1: libq7 0.1.0's fixed headers;
+ * format 2: varints; layouts in lib/q7_int.h).  A reference parser here,
+ * written from the layout rather than from lib/record.c, walks the records
+ * of each batch that opens: where it finds them well formed, the decoder
+ * and the record iterator must give the same records, timestamps and
+ * positions; where it finds record j malformed, decoding a range that
+ * starts at or before j and reaches it must be Q7_ECORRUPT.
+ *
  * Build: clang -fsanitize=fuzzer,address,undefined (tests/fuzz/run.sh). */
 #include "q7_int.h"
 
@@ -132,6 +140,114 @@ recs_of(const q7__bview *v, size_t *len)
 #endif
 }
 
+/* ------------------------------------------------------------ reference */
+
+/* A record as lib/q7_int.h lays it out, parsed here on its own. */
+typedef struct {
+  size_t start;                          /* within the records */
+  int64_t ts;
+  const unsigned char *key, *value, *headers; /* NULL: none */
+  uint64_t key_len, value_len, headers_len;
+} ref_rec;
+
+/* Records the reference walks at most per batch. */
+#define REF_MAX 4096u
+
+static uint64_t
+ref_le(const unsigned char *p, int n)
+{
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+/* Unsigned LEB128 of at most ten bytes inside [*p, end); bits past the
+ * 64th are dropped. */
+static bool
+ref_var(const unsigned char **p, const unsigned char *end, uint64_t *out)
+{
+  uint64_t v = 0;
+  for (int i = 0; i < 10 && *p < end; i++) {
+    unsigned c = *(*p)++;
+    v |= (uint64_t)(c & 0x7f) << (7 * i);
+    if (!(c & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The record at @at of [recs, recs + len): false if malformed.  On success
+ * *next is where the following record starts. */
+static bool
+ref_parse(const unsigned char *recs, size_t len, unsigned format, int64_t first_ts, size_t at,
+          ref_rec *r, size_t *next)
+{
+  const unsigned char *p = recs + at, *end = recs + len;
+  r->start = at;
+  if (format == 1) {
+    if (len - at < Q7__REC_HDR)
+      return false;
+    uint64_t size = ref_le(p, 4), kl = ref_le(p + 12, 4), vl = ref_le(p + 16, 4),
+             hl = ref_le(p + 20, 4);
+    uint64_t kn = kl == Q7__NULL_LEN ? 0 : kl, vn = vl == Q7__NULL_LEN ? 0 : vl;
+    if (size + 4 > len - at || Q7__REC_HDR - 4 + kn + vn + hl != size)
+      return false;
+    r->ts = (int64_t)ref_le(p + 4, 8);
+    r->key = kl == Q7__NULL_LEN ? NULL : p + Q7__REC_HDR;
+    r->key_len = kn;
+    r->value = vl == Q7__NULL_LEN ? NULL : p + Q7__REC_HDR + kn;
+    r->value_len = vn;
+    r->headers = hl ? p + Q7__REC_HDR + kn + vn : NULL;
+    r->headers_len = hl;
+    *next = at + 4 + size;
+    return true;
+  }
+  uint64_t size, zz, k1, v1, hl;
+  if (!ref_var(&p, end, &size) || size > (uint64_t)(end - p))
+    return false;
+  const unsigned char *rend = p + size;
+  if (!ref_var(&p, rend, &zz) || !ref_var(&p, rend, &k1))
+    return false;
+  uint64_t kn = k1 ? k1 - 1 : 0;
+  if (kn > (uint64_t)(rend - p))
+    return false;
+  r->key = k1 ? p : NULL;
+  r->key_len = kn;
+  p += kn;
+  if (!ref_var(&p, rend, &v1))
+    return false;
+  uint64_t vn = v1 ? v1 - 1 : 0;
+  if (vn > (uint64_t)(rend - p))
+    return false;
+  r->value = v1 ? p : NULL;
+  r->value_len = vn;
+  p += vn;
+  if (!ref_var(&p, rend, &hl) || hl != (uint64_t)(rend - p))
+    return false;
+  r->headers = hl ? p : NULL;
+  r->headers_len = hl;
+  /* zigzag: even n is n / 2, odd n is -(n + 1) / 2 */
+  uint64_t delta = zz & 1 ? ~(zz >> 1) : zz >> 1;
+  r->ts = (int64_t)((uint64_t)first_ts + delta);
+  *next = (size_t)(rend - recs);
+  return true;
+}
+
+/* Walk up to @lim records: how many in a row are well formed. */
+static uint32_t
+ref_walk(const q7__bview *v, ref_rec *refs, uint32_t lim)
+{
+  size_t at = 0;
+  uint32_t i = 0;
+  for (; i < lim; i++)
+    if (!ref_parse(v->recs, v->recs_len, v->format, v->first_ts, at, &refs[i], &at))
+      break;
+  return i;
+}
+
 static void
 check_decoded(const q7__bview *v, int64_t base, uint32_t skip, const q7_record *out, int n)
 {
@@ -158,6 +274,16 @@ check_decoded(const q7__bview *v, int64_t base, uint32_t skip, const q7_record *
   }
 }
 
+/* The decoder's record is the reference's. */
+static void
+check_same(const q7_record *r, const ref_rec *f)
+{
+  CHECK(r->timestamp_ms == f->ts);
+  CHECK(r->key == f->key && r->key_len == f->key_len);
+  CHECK(r->value == f->value && r->value_len == f->value_len);
+  CHECK(r->headers == f->headers && r->headers_len == f->headers_len);
+}
+
 static void
 decode_value(const unsigned char *data, size_t len, int64_t base, uint32_t skip, bool verify)
 {
@@ -169,6 +295,9 @@ decode_value(const unsigned char *data, size_t len, int64_t base, uint32_t skip,
     return;
   }
   CHECK(v.count >= 1 && v.data == data && v.len == len && len >= Q7__BATCH_HDR);
+  CHECK(v.format == 1 || v.format == 2);
+  CHECK(v.format == (unsigned)(data[4] | data[5] << 8));
+  CHECK(v.first_ts == (int64_t)ref_le(data + 16, 8) && v.max_ts == (int64_t)ref_le(data + 24, 8));
 #if HAVE_CODECS
   q7__arena arena = { 0 };
   if (v.codec != Q7__CODEC_NONE) {
@@ -189,21 +318,49 @@ decode_value(const unsigned char *data, size_t len, int64_t base, uint32_t skip,
   }
 #endif
 
+  /* The reference: records [0, nv) well formed; record nv malformed when
+   * nv < lim. */
+  uint32_t lim = v.count < REF_MAX ? v.count : REF_MAX;
+  ref_rec *refs = malloc(lim * sizeof *refs);
+  CHECK(refs != NULL);
+  uint32_t nv = ref_walk(&v, refs, lim);
+  bool complete = nv == v.count, bad_known = nv < lim;
+
   q7_record out[64];
   int n = q7__batch_decode(&v, base, skip, out, 64, "t", 3);
   CHECK(n == Q7_ECORRUPT || (n >= 0 && n <= 64));
   if (n > 0)
     check_decoded(&v, base, skip, out, n);
+  /* [skip, want) is what a decode of 64 asks for. */
+  uint64_t want = (uint64_t)skip + 64 < v.count ? (uint64_t)skip + 64 : v.count;
+  if (skip >= v.count) {
+    if (complete)
+      CHECK(n == 0);
+    else
+      CHECK(n == 0 || n == Q7_ECORRUPT);
+  } else if (want <= nv) {
+    /* Every record up to the last asked for is well formed. */
+    CHECK(n == (int)(want - skip));
+    for (int i = 0; i < n; i++)
+      check_same(&out[i], &refs[skip + (uint32_t)i]);
+  } else if (bad_known && skip <= nv) {
+    /* The malformed record nv is among those asked for. */
+    CHECK(n == Q7_ECORRUPT);
+  }
+  if (n == Q7_ECORRUPT)
+    CHECK(q7_last_error()[0] != 0);
   /* Decoding one at a time gives the same records. */
   if (n > 0) {
     q7_record one;
     int m = q7__batch_decode(&v, base, skip + (uint32_t)(n - 1), &one, 1, "t", 3);
     CHECK(m == 1);
     CHECK(one.offset == out[n - 1].offset && one.value == out[n - 1].value &&
-          one.value_len == out[n - 1].value_len);
+          one.value_len == out[n - 1].value_len && one.key == out[n - 1].key &&
+          one.timestamp_ms == out[n - 1].timestamp_ms);
   }
 
-  /* The record iterator: positions increase and stay inside the value. */
+  /* The record iterator: positions increase and stay inside the value;
+   * over well-formed records, the reference's timestamps and positions. */
   q7__riter it = { &v, Q7__BATCH_HDR, 0 };
   int64_t ts;
   size_t pos, last = 0;
@@ -215,28 +372,57 @@ decode_value(const unsigned char *data, size_t len, int64_t base, uint32_t skip,
 #endif
   while ((r = q7__riter_next(&it, &ts, &pos)) == 1) {
     CHECK(pos >= Q7__BATCH_HDR && pos < len);
-    CHECK(packed || pos + Q7__REC_HDR <= len);
+    /* A record takes a size and a timestamp at the least. */
+    CHECK(packed || pos + (v.format == 1 ? Q7__REC_HDR : 2) <= len);
     CHECK(k == 0 || pos > last || (packed && pos == last));
+    if (k < nv) {
+      CHECK(ts == refs[k].ts);
+      CHECK(packed || pos == Q7__BATCH_HDR + refs[k].start);
+    }
     last = pos;
     CHECK(++k <= v.count);
   }
   CHECK(r == 0 || r == Q7_ECORRUPT);
   if (r == 0)
     CHECK(k == v.count);
+  if (complete)
+    CHECK(r == 0);
+  CHECK(k >= nv); /* it stopped at no well-formed record */
+  free(refs);
 #if HAVE_CODECS
   q7__arena_free(&arena);
 #endif
 }
 
 /* Bytes from the input as a record, encoded by the library, must come back
- * unchanged through seal -> open (verified) -> decode. */
+ * unchanged through seal -> open (verified) -> decode, in format 2, with
+ * timestamps either side of the first (zigzag deltas up to ten bytes). */
 static void
 roundtrip(const uint8_t *d, size_t n)
 {
   if (n < 4)
     return;
   size_t kl = d[0] % 17, vl = d[1] % 200, hn = d[2] % 4;
-  int64_t ts = d[3];
+  bool empty_key = d[2] & 4, empty_value = d[2] & 8;
+  int64_t t = d[3], tss[3];
+  switch (d[3] & 3) {
+  case 0: /* close together, rising */
+    tss[0] = t, tss[1] = t + 1, tss[2] = t + 2;
+    break;
+  case 1: /* down by nearly INT64_MAX, then up */
+    tss[0] = INT64_MAX - t, tss[1] = t, tss[2] = INT64_MAX;
+    break;
+  case 2: /* up by INT64_MAX - t, then below the first */
+    tss[0] = t, tss[1] = INT64_MAX, tss[2] = 0;
+    break;
+  default: /* some way down, then back */
+    tss[0] = INT64_C(1) << 40 | t, tss[1] = t, tss[2] = INT64_C(1) << 40;
+    break;
+  }
+  int64_t max_ts = tss[0];
+  for (int i = 1; i < 3; i++)
+    if (tss[i] > max_ts)
+      max_ts = tss[i];
   size_t flip = (size_t)d[0] << 8 | d[3];
   d += 4;
   n -= 4;
@@ -250,12 +436,18 @@ roundtrip(const uint8_t *d, size_t n)
     h[i].value = i % 2 ? d : NULL;
     h[i].value_len = i % 2 ? (n < 5 ? n : 5) : 0;
   }
-  q7_msg m = { .key = kl ? d : NULL, .key_len = kl, .value = vl ? d + kl : NULL,
-               .value_len = vl, .headers = hn ? h : NULL, .header_count = hn };
+  q7_msg m = { .key = kl || empty_key ? d : NULL, .key_len = kl,
+               .value = vl || empty_value ? d + kl : NULL, .value_len = vl,
+               .headers = hn ? h : NULL, .header_count = hn };
   q7__batch b;
   CHECK(q7__batch_init(&b) == Q7_OK);
-  for (int i = 0; i < 3; i++)
-    CHECK(q7__batch_add(&b, &m, ts + i) == Q7_OK);
+  for (int i = 0; i < 3; i++) {
+    size_t hlen, bound = q7__record_size(&m, &hlen), before = b.buf.len;
+    CHECK(bound > 0);
+    CHECK(q7__batch_add(&b, &m, tss[i]) == Q7_OK);
+    CHECK(b.buf.len - before <= bound); /* q7__record_size is an upper bound */
+  }
+  CHECK(b.first_ts == tss[0] && b.max_ts == max_ts && b.count == 3);
 #if HAVE_CODECS
   /* Compressed (when it pays) with the codec the input picks. */
   int codec = (flip >> 8) % 3 == 0 ? Q7__CODEC_NONE : (flip >> 8) % 3 == 1 ? Q7__CODEC_LZ4
@@ -266,6 +458,7 @@ roundtrip(const uint8_t *d, size_t n)
   q7__arena arena = { 0 };
 #endif
   q7__batch_seal(&b);
+  CHECK(b.buf.data[4] == Q7__BATCH_FORMAT && b.buf.data[5] == 0);
   unsigned char *copy = malloc(b.buf.len);
   memcpy(copy, b.buf.data, b.buf.len);
   q7__bview v;
@@ -273,20 +466,32 @@ roundtrip(const uint8_t *d, size_t n)
 #if HAVE_CODECS
   CHECK(q7__batch_inflate(store, &v, &arena, "rt", 100) == Q7_OK);
 #endif
-  CHECK(v.count == 3 && v.max_ts == ts + 2);
+  CHECK(v.count == 3 && v.format == 2 && v.first_ts == tss[0] && v.max_ts == max_ts);
   q7_record out[3];
   CHECK(q7__batch_decode(&v, 100, 0, out, 3, "t", 3) == 3);
   for (int i = 0; i < 3; i++) {
-    CHECK(out[i].offset == 100 + i && out[i].timestamp_ms == ts + i);
+    CHECK(out[i].offset == 100 + i && out[i].timestamp_ms == tss[i]);
     CHECK(out[i].key_len == kl && (kl == 0 || memcmp(out[i].key, d, kl) == 0));
+    CHECK((out[i].key == NULL) == (m.key == NULL));
     CHECK(out[i].value_len == vl && (vl == 0 || memcmp(out[i].value, d + kl, vl) == 0));
+    CHECK((out[i].value == NULL) == (m.value == NULL));
     for (size_t j = 0; j < hn; j++) {
       const void *hv;
       size_t hl;
       CHECK(q7_record_header(&out[i], names[j], &hv, &hl) == Q7_OK);
       CHECK(hl == h[j].value_len && (hl == 0 || memcmp(hv, h[j].value, hl) == 0));
+      CHECK((hv == NULL) == (h[j].value == NULL));
     }
   }
+  /* The record iterator gives the same timestamps. */
+  q7__riter it = { &v, Q7__BATCH_HDR, 0 };
+  int64_t ts;
+  size_t pos;
+  for (int i = 0; i < 3; i++) {
+    CHECK(q7__riter_next(&it, &ts, &pos) == 1);
+    CHECK(ts == tss[i]);
+  }
+  CHECK(q7__riter_next(&it, &ts, &pos) == 0);
   /* Any single flipped byte is caught by the CRC. */
   size_t at = flip % b.buf.len;
   copy[at] ^= 0x01;
@@ -313,7 +518,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
   const uint8_t *val = d + 10;
   size_t len = n - 10;
 
-  unsigned char *buf = malloc(len ? len : 1);
+  unsigned char *buf = calloc(len ? len : 1, 1);
   if (len)
     memcpy(buf, val, len);
   decode_value(buf, len, base, skip, false);
@@ -328,7 +533,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
   free(buf);
 
   /* The header iterator on the raw bytes as a header block. */
-  unsigned char *hb = malloc(len ? len : 1);
+  unsigned char *hb = calloc(len ? len : 1, 1);
   if (len)
     memcpy(hb, val, len);
   q7_record r = { .topic = "t", .offset = base, .headers = len ? hb : NULL, .headers_len = len };
