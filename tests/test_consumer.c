@@ -334,6 +334,67 @@ Test(consumer, poll_returns_records_in_order_never_twice_never_skipping, .init =
   }
 }
 
+/* Large batches are mapped ahead of the reader (MADV_POPULATE_READ) and
+ * the range done is remembered: reading a log twice, over the map's growth
+ * past its first 64 MiB (a remap), gives every record intact each time. */
+static void
+big_produce(q7_topic *t, int64_t from, int64_t n)
+{
+  q7_conf *c = q7_conf_new();
+  q7_producer *p;
+  Q7_OK_OR_FAIL(q7_conf_set(c, "batch.size", "262144"));
+  Q7_OK_OR_FAIL(q7_conf_set(c, "linger.ms", "600000"));
+  Q7_OK_OR_FAIL(q7_conf_set(c, "sync", "false"));
+  Q7_OK_OR_FAIL(q7_producer_new(q, c, &p));
+  q7_conf_destroy(c);
+  static char v[2000];
+  for (int64_t i = from; i < from + n; i++) {
+    memset(v, 'a' + (int)(i % 26), sizeof v);
+    memcpy(v, &i, sizeof i);
+    q7_msg m = { .topic = t, .partition = 0, .value = v, .value_len = sizeof v };
+    Q7_OK_OR_FAIL(q7_producer_send(p, &m));
+  }
+  Q7_OK_OR_FAIL(q7_producer_close(p));
+}
+
+static void
+big_read_all(int64_t n)
+{
+  q7_consumer *c = consumer_make(NULL, NULL);
+  Q7_OK_OR_FAIL(q7_consumer_assign(c, "big", 0, Q7_OFFSET_BEGINNING));
+  q7_record r[500];
+  int64_t next = 0;
+  for (int polls = 0; next < n && polls < 100000; polls++) {
+    int k = q7_consumer_poll(c, r, 500, 1000);
+    cr_assert_geq(k, 0, "poll -> %d (%s)", k, q7_last_error());
+    for (int i = 0; i < k; i++, next++) {
+      int64_t got;
+      cr_assert_eq(r[i].offset, next);
+      cr_assert_eq(r[i].value_len, 2000);
+      memcpy(&got, r[i].value, sizeof got);
+      cr_assert_eq(got, next, "offset %lld holds record %lld", (long long)next, (long long)got);
+      cr_assert_eq(((const char *)r[i].value)[1999], 'a' + (int)(next % 26));
+    }
+  }
+  cr_assert_eq(next, n, "read %lld of %lld", (long long)next, (long long)n);
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+}
+
+Test(consumer, large_batches_read_twice_across_a_map_growth, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+  topic_new("big", 1);
+  q7_topic *t;
+  Q7_OK_OR_FAIL(q7_topic_open(q, "big", &t));
+  big_produce(t, 0, 10000); /* 20 MB */
+  big_read_all(10000);
+  big_read_all(10000);
+  big_produce(t, 10000, 30000); /* 80 MB in all: past the first map */
+  big_read_all(40000);
+  big_read_all(40000);
+  q7_topic_close(t);
+}
+
 Test(consumer, poll_keeps_order_per_partition_over_many_partitions, .init = setup,
      .fini = teardown, .timeout = 120)
 {
