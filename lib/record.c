@@ -315,45 +315,57 @@ corrupt:
                  " has a malformed record", topic, (int)partition, base);
 }
 
-/* One varint within [*p, end); false when it runs past end or 10 bytes. */
-static bool
-vget_slow(const unsigned char **p, const unsigned char *end, uint64_t *out)
+/* A varint read: where the next field starts (NULL: malformed) and the
+ * value.  Returned in registers: the decoder's cursor never has its
+ * address taken, and stays in a register. */
+typedef struct vres {
+  const unsigned char *next;
+  uint64_t value;
+} vres;
+
+/* The varint at @q within [q, end); NULL when it runs past end or past 10
+ * bytes. */
+static vres
+vget_slow(const unsigned char *q, const unsigned char *end)
 {
-  const unsigned char *q = *p;
   uint64_t v = 0;
   for (int shift = 0; q < end && shift < 64; shift += 7) {
     unsigned char c = *q++;
     v |= (uint64_t)(c & 0x7f) << shift;
-    if (c < 0x80) {
-      *out = v;
-      *p = q;
-      return true;
-    }
+    if (c < 0x80)
+      return (vres){ q, v };
   }
-  return false;
+  return (vres){ NULL, 0 };
 }
 
-/* Inline for one and two bytes: lengths, and timestamps up to 8 s apart
- * in a batch. */
-static inline bool
+static bool
 vget(const unsigned char **p, const unsigned char *end, uint64_t *out)
 {
-  const unsigned char *q = *p;
-  if (end - q >= 2) {
-    uint64_t a = q[0], b = q[1];
-    if (a < 0x80) {
-      *out = a;
-      *p = q + 1;
-      return true;
-    }
-    if (b < 0x80) {
-      *out = (a & 0x7f) | b << 7;
-      *p = q + 2;
-      return true;
-    }
-  }
-  return vget_slow(p, end, out);
+  vres r = vget_slow(*p, end);
+  *p = r.next;
+  *out = r.value;
+  return r.next != NULL;
 }
+
+/* The varint at @cur (within @lim) into @out, moving @cur; inline for one and two
+ * bytes (lengths, and timestamps up to 8 s apart in a batch); else goto
+ * corrupt. */
+#define VARINT(cur, lim, out)                                                                 \
+  do {                                                                                        \
+    if ((cur) < (lim) && (cur)[0] < 0x80) {                                                   \
+      (out) = (cur)[0];                                                                       \
+      (cur) += 1;                                                                             \
+    } else if ((lim) - (cur) >= 2 && (cur)[1] < 0x80) {                                       \
+      (out) = ((cur)[0] & 0x7fu) | (uint64_t)(cur)[1] << 7;                                   \
+      (cur) += 2;                                                                             \
+    } else {                                                                                  \
+      vres r_ = vget_slow((cur), (lim));                                                      \
+      if (!r_.next)                                                                           \
+        goto corrupt;                                                                         \
+      (cur) = r_.next;                                                                        \
+      (out) = r_.value;                                                                       \
+    }                                                                                         \
+  } while (0)
 
 static int
 decode2(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
@@ -365,7 +377,8 @@ decode2(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t 
   uint64_t size;
   /* Records before @skip: only their sizes. */
   for (; i < skip && i < v->count; i++) {
-    if (!vget(&p, end, &size) || size < Q7__REC2_MIN - 1 || size > (size_t)(end - p))
+    VARINT(p, end, size);
+    if (size < Q7__REC2_MIN - 1 || size > (size_t)(end - p))
       goto corrupt;
     p += size;
   }
@@ -373,26 +386,26 @@ decode2(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t 
   uint64_t first = (uint64_t)v->first_ts;
   for (; i < last; i++) {
     uint64_t zz, k1, v1, hl;
-    if (!vget(&p, end, &size) || size > (size_t)(end - p))
+    VARINT(p, end, size);
+    if (size > (size_t)(end - p))
       goto corrupt;
     const unsigned char *rend = p + size;
-    if (!vget(&p, rend, &zz) || !vget(&p, rend, &k1))
-      goto corrupt;
+    VARINT(p, rend, zz);
+    VARINT(p, rend, k1);
     size_t kn = k1 ? k1 - 1 : 0;
     if (kn > (size_t)(rend - p))
       goto corrupt;
     const unsigned char *key = p;
     p += kn;
-    if (!vget(&p, rend, &v1))
-      goto corrupt;
+    VARINT(p, rend, v1);
     size_t vn = v1 ? v1 - 1 : 0;
     if (vn > (size_t)(rend - p))
       goto corrupt;
     const unsigned char *val = p;
     p += vn;
     /* The headers fill the rest exactly. */
-    if (!vget(&p, rend, &hl) || hl != (size_t)(rend - p) || k1 > Q7__NULL_LEN ||
-        v1 > Q7__NULL_LEN)
+    VARINT(p, rend, hl);
+    if (hl != (size_t)(rend - p) || k1 > Q7__NULL_LEN || v1 > Q7__NULL_LEN)
       goto corrupt;
     q7_record *r = &out[n++];
     r->topic = topic;
