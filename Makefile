@@ -76,7 +76,7 @@ $(B)/tests/%: tests/%.c tests/helpers.h tests/proc.h tests/kids.h tests/fixture.
 
 $(B)/examples/%: examples/%.c $(B)/$(SONAME)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(abspath $(B)) $(LDFLAGS)
 
 # Install missing Debian packages (as root), or say what to run.
 deps-build:
@@ -97,7 +97,7 @@ check: deps-check
 
 $(B)/bench/%: bench/%.c $(B)/$(SONAME)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -O2 -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(CURDIR)/$(B) $(LDFLAGS) \
+	$(CC) $(CFLAGS) -O2 -o $@ $< -L$(B) -lq7 -Wl,-rpath,$(abspath $(B)) $(LDFLAGS) \
 	  -llmdb -lsqlite3 -lhiredis -lpthread
 
 # Benchmarks: ratios against raw LMDB doing the same work, in one run.
