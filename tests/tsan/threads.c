@@ -1,5 +1,5 @@
 /* threads.c - every thread libq7 runs, at once, for ThreadSanitizer:
- * send_sync from several threads (group commit), a batching producer and
+ * send_sync from several threads (group commit), a batching producer (send and send_batch) and
  * its linger thread, group consumers rebalancing in threads, a consumer
  * woken by commits, the background retention sweeper, mirror replication
  * (worker threads, replication thread, watchdog), and status reports.
@@ -83,7 +83,15 @@ batch_sender(void *arg)
     int kl = snprintf(k, sizeof k, "k%ld", i % 97);
     q7_msg m = { .topic = t, .partition = Q7_PARTITION_ANY, .key = k, .key_len = (size_t)kl,
                  .value = "b", .value_len = 1 };
-    if ((rc = q7_producer_send(p, &m))) {
+    if (i % 1024 == 0) { /* now and then, many at once: send_batch */
+      q7_msg ms[32];
+      for (int j = 0; j < 32; j++)
+        ms[j] = m;
+      if ((rc = q7_producer_send_batch(p, ms, 32, NULL))) {
+        bad("send_batch", rc);
+        break;
+      }
+    } else if ((rc = q7_producer_send(p, &m))) {
       bad("send", rc);
       break;
     }
