@@ -821,3 +821,74 @@ Test(multiproc, map_growth_by_one_process_is_adopted_by_the_others, .init = setu
   free(scratch);
   q7_topic_close(t);
 }
+
+/* --------------------------------- a topic deleted by another process */
+
+/* Appends keep the log's ends from their own commit; a topic deleted by
+ * another process in between must still refuse the next append. */
+typedef struct del_arg {
+  int ready_wfd;                  /* producer -> parent: appended */
+  int go_rfd;                     /* parent -> producer: deleted, send again */
+} del_arg;
+
+static int
+child_del_producer(void *arg)
+{
+  del_arg *a = arg;
+  q7 *cq;
+  q7_topic *t;
+  q7_producer *p;
+  if (q7_open(&cq, dir, NULL) || q7_topic_open(cq, "t", &t) || q7_producer_new(cq, NULL, &p))
+    return 2;
+  for (int i = 0; i < 10; i++) {
+    q7_msg m = { .topic = t, .partition = 0, .value = "x", .value_len = 1 };
+    int64_t off;
+    if (q7_producer_send_sync(p, &m, NULL, &off) || off != i)
+      return 3;
+  }
+  if (!write_full(a->ready_wfd, "r", 1))
+    return 4;
+  char c;
+  if (!read_full(a->go_rfd, &c, 1, 30000))
+    return 5;
+  q7_msg m = { .topic = t, .partition = 0, .value = "late", .value_len = 4 };
+  int rc = q7_producer_send_sync(p, &m, NULL, NULL);
+  q7_producer_close(p);
+  q7_topic_close(t);
+  q7_close(cq);
+  return rc == Q7_ENOENT ? 0 : 10 + (rc < 0 ? -rc : rc);
+}
+
+static int
+child_delete(void *arg)
+{
+  (void)arg;
+  q7 *cq;
+  if (q7_open(&cq, dir, NULL))
+    return 2;
+  int rc = q7_topic_delete(cq, "t");
+  q7_close(cq);
+  return rc ? 3 : 0;
+}
+
+Test(multiproc, an_append_after_another_process_deleted_the_topic_is_enoent, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+  create_topic_in_child("t", 1);
+  int ready[2], go[2];
+  cr_assert_eq(pipe(ready), 0);
+  cr_assert_eq(pipe(go), 0);
+  del_arg a = { ready[1], go[0] };
+  int kp = spawn(child_del_producer, &a);
+  char c;
+  cr_assert(read_full(ready[0], &c, 1, 60000), "the producer did not append");
+  cr_assert_eq(reap(spawn(child_delete, NULL), 60000), 0, "deleting the topic failed");
+  cr_assert(write_full(go[1], "g", 1));
+  int rc = reap(kp, 60000);
+  cr_assert_eq(rc, 0, "the append after the delete: exit %d (0: Q7_ENOENT; 10+n: error -n)",
+               rc);
+  for (int i = 0; i < 2; i++) {
+    close(ready[i]);
+    close(go[i]);
+  }
+}
