@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -35,7 +34,6 @@ pe_free(q7__pe *pe)
   pthread_rwlock_destroy(&pe->maplock);
   pthread_mutex_destroy(&pe->gc_mu);
   pthread_mutex_destroy(&pe->ends_mu);
-  pthread_mutex_destroy(&pe->pf_mu);
   pthread_mutex_destroy(&pe->repl_mu);
   pthread_cond_destroy(&pe->gc_cv);
   pthread_cond_destroy(&pe->gc_arrive);
@@ -253,7 +251,6 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   pthread_rwlock_init(&pe->maplock, NULL);
   pthread_mutex_init(&pe->gc_mu, NULL);
   pthread_mutex_init(&pe->ends_mu, NULL);
-  pthread_mutex_init(&pe->pf_mu, NULL);
   pthread_mutex_init(&pe->repl_mu, NULL);
   pthread_cond_init(&pe->gc_cv, NULL);
   pthread_condattr_t ca;
@@ -842,53 +839,6 @@ q7__pe_seek(q7__pe *pe, MDB_cursor *cur, int64_t offset, MDB_val *k, MDB_val *v)
   return rc ? q7__mdb_err(rc, pe->path) : Q7_OK;
 }
 
-/* Map the pages of a large batch, and of the next few MiB of the log, in
- * one call rather than a page fault per 64 KiB (the kernel's fault-around):
- * a first read of a log through a fresh mapping spent about 15% of its
- * time in faults.  The range done is kept, so that reading it again costs
- * nothing.  Advice only: a kernel without MADV_POPULATE_READ (before 5.14)
- * refuses it, and pages the kernel takes back fault in as before. */
-#define PREFAULT_AHEAD (4u << 20)
-
-static void
-prefault(q7__pe *pe, const void *data, size_t len)
-{
-#ifdef MADV_POPULATE_READ
-  const char *a = data, *e = a + len;
-  if (len < 16384)
-    return;
-  pthread_mutex_lock(&pe->pf_mu);
-  MDB_envinfo info;
-  mdb_env_info(pe->env, &info);
-  const char *map = info.me_mapaddr;
-  if (map != pe->pf_map) { /* remapped */
-    pe->pf_map = map;
-    pe->pf_lo = pe->pf_hi = NULL;
-  }
-  if (a >= pe->pf_lo && e <= pe->pf_hi) {
-    pthread_mutex_unlock(&pe->pf_mu);
-    return;
-  }
-  const char *end = map + ((size_t)info.me_last_pgno + 1) * pe->psize;
-  const char *lo = (const char *)((uintptr_t)a & ~(uintptr_t)(pe->psize - 1));
-  const char *hi = e + PREFAULT_AHEAD < end ? e + PREFAULT_AHEAD : end;
-  if (hi > lo && madvise((void *)lo, (size_t)(hi - lo), MADV_POPULATE_READ) == 0) {
-    if (lo <= pe->pf_hi && hi >= pe->pf_lo) { /* joins the range done */
-      pe->pf_lo = lo < pe->pf_lo ? lo : pe->pf_lo;
-      pe->pf_hi = hi > pe->pf_hi ? hi : pe->pf_hi;
-    } else {
-      pe->pf_lo = lo;
-      pe->pf_hi = hi;
-    }
-  }
-  pthread_mutex_unlock(&pe->pf_mu);
-#else
-  (void)pe;
-  (void)data;
-  (void)len;
-#endif
-}
-
 int
 q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max, q7__arena *a,
             q7__seen *seen)
@@ -916,7 +866,6 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
       goto done;
     }
     int64_t base = bk.base;
-    prefault(pe, v.mv_data, v.mv_size);
     uint32_t crc = 0;
     if (v.mv_size >= 4)
       memcpy(&crc, v.mv_data, 4);

@@ -415,8 +415,6 @@ typedef struct q7__pe {
   MDB_dbi log, meta;
   pthread_rwlock_t maplock;       /* rd: any txn or held records; wr: remap */
   unsigned psize;                 /* LMDB's page size */
-  pthread_mutex_t pf_mu;          /* the map range prefaulted for readers */
-  const char *pf_map, *pf_lo, *pf_hi;
   /* The log's ends after this process's last append, valid for the write
    * transaction right after it (LMDB's next txn id): an append then reads
    * neither the meta table nor the last two batches (whose pages a write

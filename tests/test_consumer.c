@@ -334,9 +334,9 @@ Test(consumer, poll_returns_records_in_order_never_twice_never_skipping, .init =
   }
 }
 
-/* Large batches are mapped ahead of the reader (MADV_POPULATE_READ) and
- * the range done is remembered: reading a log twice, over the map's growth
- * past its first 64 MiB (a remap), gives every record intact each time. */
+/* Large batches (overflow pages), read twice by fresh consumers, over the
+ * map's growth past its first 64 MiB (a remap): every record intact each
+ * time, and each reader's memo of the batch it checked last stays right. */
 static void
 big_produce(q7_topic *t, int64_t from, int64_t n)
 {
