@@ -270,7 +270,7 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
 
 static int
 decode1(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t max,
-                 const char *topic, int32_t partition)
+        const char *topic, int32_t partition)
 {
   const unsigned char *p = v->recs, *end = v->recs + v->recs_len;
   uint32_t i = 0;
