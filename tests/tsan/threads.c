@@ -1,7 +1,8 @@
 /* threads.c - every thread libq7 runs, at once, for ThreadSanitizer:
  * send_sync from several threads (group commit), a batching producer
- * (send and send_batch) and its linger thread, group consumers rebalancing in threads, a consumer
- * woken by commits, the background retention sweeper, mirror replication
+ * (send and send_batch) and its linger thread, group consumers
+ * rebalancing in threads, a consumer woken by commits, the background
+ * retention sweeper, mirror replication
  * (worker threads, replication thread, watchdog), and status reports.
  * Criterion cannot start under TSan (its BoxFort arena), hence this
  * standalone driver.   usage: threads DIR [SECONDS]
