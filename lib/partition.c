@@ -664,8 +664,8 @@ q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base)
  * 8 threads) just after the next leader has started with only those that
  * queued meanwhile, and commits settled into two alternating halves.  So a
  * leader that finds fewer queued than took part around the last commit
- * waits for the rest, at most a quarter of a recent commit's duration
- * (and 1 ms); with one caller it never waits.  Called with gc_mu held. */
+ * waits for the rest, at most half a recent commit's duration (and 1 ms);
+ * with one caller it never waits.  Called with gc_mu held. */
 static void
 gather(q7__pe *pe)
 {
