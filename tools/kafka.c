@@ -101,79 +101,6 @@ catch_signals(void)
 /*  Messages                                                             */
 /* ===================================================================== */
 
-/* @s made safe for a one-line message: control and non-ASCII bytes as \xHH,
- * at most 160 bytes of it.  Four rotating buffers. */
-static const char *
-shown(const char *s)
-{
-  static char bufs[4][700];
-  static int next;
-  char *b = bufs[next++ & 3];
-  size_t o = 0;
-  for (size_t i = 0; s && s[i]; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (o + 8 >= sizeof bufs[0] || i >= 160) {
-      memcpy(b + o, "...", 4);
-      return b;
-    }
-    if (ch < 0x20 || ch >= 0x7f)
-      o += (size_t)snprintf(b + o, 5, "\\x%02x", ch);
-    else
-      b[o++] = (char)ch;
-  }
-  b[o] = 0;
-  return b;
-}
-
-static void
-vsay(const char *fmt, va_list ap)
-{
-  fputs("q7: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-}
-
-/* "q7: <fmt>"; returns EXIT_USAGE. */
-static int
-usage_err(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsay(fmt, ap);
-  va_end(ap);
-  return EXIT_USAGE;
-}
-
-/* "q7: <fmt>"; returns 1. */
-static int
-fail(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsay(fmt, ap);
-  va_end(ap);
-  return 1;
-}
-
-/* "q7: <what>: <q7_strerror> (<q7_last_error>)"; returns 1.  Call it right
- * after the failed q7_* call. */
-static int
-lib_err(int rc, const char *fmt, ...)
-{
-  char detail[700];
-  snprintf(detail, sizeof detail, "%s", shown(q7_last_error()));
-  va_list ap;
-  fputs("q7: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, ": %s", q7_strerror(rc));
-  if (detail[0])
-    fprintf(stderr, " (%s)", detail);
-  fputc('\n', stderr);
-  return 1;
-}
-
 static int64_t
 mono_ms(void)
 {
@@ -354,7 +281,7 @@ parse_args(int argc, char **argv, struct args *a)
 
   a->props = calloc((size_t)argc + 1, sizeof *a->props);
   if (!a->props)
-    return fail("out of memory");
+    return tool_fail("out of memory");
   for (int i = 2; i < argc; i++) {
     const char *s = argv[i], *v = NULL;
     int m;
@@ -389,12 +316,12 @@ parse_args(int argc, char **argv, struct args *a)
     }
     if (m == NO_MATCH) {
       if (!err[0])
-        snprintf(err, sizeof err, "unknown option '%s'", shown(s));
+        snprintf(err, sizeof err, "unknown option '%s'", tool_shown(s));
       continue;
     }
     if (m == MISSING) {
       if (!err[0])
-        snprintf(err, sizeof err, "option '%s' needs an argument", shown(s));
+        snprintf(err, sizeof err, "option '%s' needs an argument", tool_shown(s));
       continue;
     }
     switch (opts[k].name[0] == 'k' ? 'K' : opts[k].name[0]) {
@@ -415,13 +342,13 @@ parse_args(int argc, char **argv, struct args *a)
   if (!err[0] && !a->name)
     snprintf(err, sizeof err, "missing %s", export ? "TOPIC" : "KAFKA_TOPIC");
   if (!err[0] && extra)
-    snprintf(err, sizeof err, "unexpected argument '%s'", shown(extra));
+    snprintf(err, sizeof err, "unexpected argument '%s'", tool_shown(extra));
   if (!err[0] && (!a->brokers || !a->brokers[0]))
     snprintf(err, sizeof err, "missing --brokers HOST:PORT");
   for (size_t k = 0; !err[0] && k < a->nprops; k++) {
     const char *eq = strchr(a->props[k], '=');
     if (!eq || eq == a->props[k])
-      snprintf(err, sizeof err, "-X: '%s' is not KEY=VALUE", shown(a->props[k]));
+      snprintf(err, sizeof err, "-X: '%s' is not KEY=VALUE", tool_shown(a->props[k]));
   }
   if (!err[0] && a->kafka_topic && !a->kafka_topic[0])
     snprintf(err, sizeof err, "--kafka-topic: the topic name must not be empty");
@@ -430,7 +357,7 @@ parse_args(int argc, char **argv, struct args *a)
   if (!err[0] && a->group && !a->group[0])
     snprintf(err, sizeof err, "--group: the group name must not be empty");
   if (err[0])
-    return usage_err("kafka %s: %s (see 'q7 kafka %s --help')", a->action, err, a->action);
+    return tool_usage_err("kafka %s: %s (see 'q7 kafka %s --help')", a->action, err, a->action);
   return 0;
 }
 
@@ -444,27 +371,18 @@ open_store(const struct args *a, bool create, q7 **q)
 {
   struct stat st;
   if (!a->dir || !a->dir[0])
-    return usage_err("kafka %s: no store directory: give -d DIR or set Q7_DIR", a->action);
+    return tool_usage_err("kafka %s: no store directory: give -d DIR or set Q7_DIR", a->action);
   if (!create && stat(a->dir, &st) != 0 && errno == ENOENT)
-    return fail("kafka %s: no store at '%s' (no such directory)", a->action, shown(a->dir));
+    return tool_fail("kafka %s: no store at '%s' (no such directory)", a->action, tool_shown(a->dir));
   q7_conf *conf = q7_conf_new();
   if (!conf)
-    return lib_err(Q7_ENOMEM, "open %s", shown(a->dir));
+    return tool_lib_err(Q7_ENOMEM, "open %s", tool_shown(a->dir));
   int rc = q7_conf_set(conf, "retention.check.interval.ms", "0");
   if (!rc)
     rc = q7_open(q, a->dir, conf);
   if (rc)
-    rc = lib_err(rc, "open %s", shown(a->dir));
+    rc = tool_lib_err(rc, "open %s", tool_shown(a->dir));
   q7_conf_destroy(conf);
-  return rc;
-}
-
-static int
-close_store(q7 *q, int rc)
-{
-  int e = q7_close(q);
-  if (e && !rc)
-    rc = lib_err(e, "close store");
   return rc;
 }
 
@@ -516,36 +434,36 @@ make_conf(const struct args *a, const char *const *defs, struct kstate *ks, int 
   char errstr[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   if (!conf) {
-    *rc = fail("out of memory");
+    *rc = tool_fail("out of memory");
     return NULL;
   }
   rd_kafka_conf_set_opaque(conf, ks);
   rd_kafka_conf_set_log_cb(conf, on_log);
   rd_kafka_conf_set_error_cb(conf, on_error);
   if (rd_kafka_conf_set(conf, "log.queue", "true", errstr, sizeof errstr)) {
-    *rc = fail("kafka %s: log.queue: %s", a->action, errstr);
+    *rc = tool_fail("kafka %s: log.queue: %s", a->action, errstr);
     goto bad;
   }
   if (rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, errstr, sizeof errstr)) {
-    *rc = usage_err("kafka %s: --brokers: %s", a->action, errstr);
+    *rc = tool_usage_err("kafka %s: --brokers: %s", a->action, errstr);
     goto bad;
   }
   for (size_t i = 0; defs[i]; i += 2)
     if (rd_kafka_conf_set(conf, defs[i], defs[i + 1], errstr, sizeof errstr)) {
-      *rc = fail("kafka %s: %s=%s: %s", a->action, defs[i], defs[i + 1], errstr);
+      *rc = tool_fail("kafka %s: %s=%s: %s", a->action, defs[i], defs[i + 1], errstr);
       goto bad;
     }
   for (size_t i = 0; i < a->nprops; i++) {
     const char *p = a->props[i], *eq = strchr(p, '=');
     char *key = strndup(p, (size_t)(eq - p));
     if (!key) {
-      *rc = fail("out of memory");
+      *rc = tool_fail("out of memory");
       goto bad;
     }
     rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, key, eq + 1, errstr, sizeof errstr);
     free(key);
     if (r != RD_KAFKA_CONF_OK) {
-      *rc = usage_err("kafka %s: -X %s: %s", a->action, shown(p), errstr);
+      *rc = tool_usage_err("kafka %s: -X %s: %s", a->action, tool_shown(p), errstr);
       goto bad;
     }
   }
@@ -592,20 +510,20 @@ kafka_partitions(rd_kafka_t *rk, const char *action, const char *topic, const ch
       if (!err)
         break;
       if (!found)
-        return fail("kafka %s: Kafka topic '%s' does not exist at %s (create it first%s)", action,
-                    shown(topic), shown(brokers),
+        return tool_fail("kafka %s: Kafka topic '%s' does not exist at %s (create it first%s)", action,
+                    tool_shown(topic), tool_shown(brokers),
                     !strcmp(action, "export") ? ", with the libq7 topic's partition count" : "");
     }
     if (signals)
       return STOPPED;
     if (mono_ms() >= deadline)
-      return fail("kafka %s: no metadata of Kafka topic '%s' from %s within %d s: %s", action,
-                  shown(topic), shown(brokers), METADATA_MS / 1000, rd_kafka_err2str(err));
+      return tool_fail("kafka %s: no metadata of Kafka topic '%s' from %s within %d s: %s", action,
+                  tool_shown(topic), tool_shown(brokers), METADATA_MS / 1000, rd_kafka_err2str(err));
     if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT)
       usleep(100 * 1000);
   }
   if (*count < 1)
-    return fail("kafka %s: Kafka topic '%s' has no partitions", action, shown(topic));
+    return tool_fail("kafka %s: Kafka topic '%s' has no partitions", action, tool_shown(topic));
   return 0;
 }
 
@@ -617,7 +535,7 @@ check_fatal(rd_kafka_t *rk, const char *what)
   rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk, errstr, sizeof errstr);
   if (!err)
     return 0;
-  return fail("%s: fatal Kafka error: %s: %s", what, rd_kafka_err2name(err), errstr);
+  return tool_fail("%s: fatal Kafka error: %s: %s", what, rd_kafka_err2name(err), errstr);
 }
 
 /* ===================================================================== */
@@ -710,7 +628,7 @@ kafka_export(struct args *a)
 
   snprintf(what, sizeof what, "kafka export");
   if (strlen(topic) + sizeof EXPORT_PREFIX > 256)
-    return usage_err("kafka export: topic name too long for the group " EXPORT_PREFIX "TOPIC "
+    return tool_usage_err("kafka export: topic name too long for the group " EXPORT_PREFIX "TOPIC "
                      "(255 bytes at most)");
   snprintf(group, sizeof group, EXPORT_PREFIX "%s", topic);
   progress_init(&pr);
@@ -721,11 +639,11 @@ kafka_export(struct args *a)
   ctx.dr = &dr;
 
   if (!(recs = calloc(EXPORT_BATCH, sizeof *recs)))
-    return fail("out of memory");
+    return tool_fail("out of memory");
   if ((rc = open_store(a, false, &q)))
     goto out;
   if ((e = q7_topic_open(q, topic, &t))) {
-    rc = lib_err(e, "kafka export %s", shown(topic));
+    rc = tool_lib_err(e, "kafka export %s", tool_shown(topic));
     goto out;
   }
   nparts = q7_topic_partition_count(t);
@@ -743,7 +661,7 @@ kafka_export(struct args *a)
   rd_kafka_conf_set_dr_msg_cb(kconf, on_export_dr);
   if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof errstr))) {
     rd_kafka_conf_destroy(kconf);
-    rc = fail("kafka export: %s", errstr);
+    rc = tool_fail("kafka export: %s", errstr);
     goto out;
   }
   rd_kafka_set_log_queue(rk, NULL);
@@ -754,7 +672,7 @@ kafka_export(struct args *a)
     goto out;
   }
   if (!(rkt = rd_kafka_topic_new(rk, ktopic, NULL))) {
-    rc = fail("kafka export: Kafka topic '%s': %s", shown(ktopic),
+    rc = tool_fail("kafka export: Kafka topic '%s': %s", tool_shown(ktopic),
               rd_kafka_err2str(rd_kafka_last_error()));
     goto out;
   }
@@ -763,10 +681,10 @@ kafka_export(struct args *a)
     fprintf(stderr, "q7: kafka export: note: Kafka topic %s has %" PRId32 " partitions, libq7 "
             "topic %s has %" PRId32 ": keyed records go to murmur2(key) mod %" PRId32
             " (each key stays together, in order, but not on its partition number), "
-            "keyless ones anywhere\n", shown(ktopic), kparts, shown(topic), nparts, kparts);
+            "keyless ones anywhere\n", tool_shown(ktopic), kparts, tool_shown(topic), nparts, kparts);
 
   if (!(cconf = q7_conf_new())) {
-    rc = lib_err(Q7_ENOMEM, "kafka export %s", topic);
+    rc = tool_lib_err(Q7_ENOMEM, "kafka export %s", topic);
     goto out;
   }
   char batch[16];
@@ -774,15 +692,15 @@ kafka_export(struct args *a)
   if ((e = q7_conf_set(cconf, "enable.auto.commit", "false")) ||
       (e = q7_conf_set(cconf, "auto.offset.reset", "earliest")) ||
       (e = q7_conf_set(cconf, "max.poll.records", batch))) {
-    rc = lib_err(e, "kafka export %s", topic);
+    rc = tool_lib_err(e, "kafka export %s", topic);
     goto out;
   }
   if ((e = q7_consumer_new(q, group, cconf, &c))) {
-    rc = lib_err(e, "kafka export %s: group %s", topic, shown(group));
+    rc = tool_lib_err(e, "kafka export %s: group %s", topic, tool_shown(group));
     goto out;
   }
   if ((e = q7_consumer_subscribe(c, topic))) {
-    rc = lib_err(e, "kafka export %s", topic);
+    rc = tool_lib_err(e, "kafka export %s", topic);
     goto out;
   }
 
@@ -790,7 +708,7 @@ kafka_export(struct args *a)
   while (!signals) {
     int n = q7_consumer_poll(c, recs, EXPORT_BATCH, SLICE_MS);
     if (n < 0) {
-      rc = lib_err(n, "kafka export %s", topic);
+      rc = tool_lib_err(n, "kafka export %s", topic);
       goto out;
     }
     if (!n) {
@@ -816,7 +734,7 @@ kafka_export(struct args *a)
           rd_kafka_header_add(hdrs, nm, (ssize_t)nl, v, (ssize_t)vl);
         if (e != Q7_ENOENT) {
           rd_kafka_headers_destroy(hdrs);
-          rc = lib_err(e, "kafka export %s: partition %" PRId32 " offset %" PRId64, topic,
+          rc = tool_lib_err(e, "kafka export %s: partition %" PRId32 " offset %" PRId64, topic,
                        r->partition, r->offset);
           goto out; /* nothing of this poll committed */
         }
@@ -841,7 +759,7 @@ kafka_export(struct args *a)
         if (hdrs)
           rd_kafka_headers_destroy(hdrs);
         progress_end(&pr);
-        rc = fail("kafka export %s: partition %" PRId32 " offset %" PRId64 ": %s; nothing of "
+        rc = tool_fail("kafka export %s: partition %" PRId32 " offset %" PRId64 ": %s; nothing of "
                   "the last batch was committed (exported %" PRId64 " records before)",
                   topic, r->partition, r->offset, rd_kafka_err2str(err), exported);
         goto out;
@@ -857,7 +775,7 @@ kafka_export(struct args *a)
         goto out;
       if (signals > seen && seen > 0) {
         progress_end(&pr);
-        rc = fail("kafka export %s: interrupted again while Kafka had not acknowledged the "
+        rc = tool_fail("kafka export %s: interrupted again while Kafka had not acknowledged the "
                   "last batch: it was not committed and will be exported again (exported %"
                   PRId64 " records before)", topic, exported);
         goto out;
@@ -868,7 +786,7 @@ kafka_export(struct args *a)
     if (dr.failed) {
       const q7_record *r = &recs[dr.first_index >= 0 && dr.first_index < n ? dr.first_index : 0];
       progress_end(&pr);
-      rc = fail("kafka export %s: %" PRId64 " of %d records not delivered, the first "
+      rc = tool_fail("kafka export %s: %" PRId64 " of %d records not delivered, the first "
                 "(partition %" PRId32 " offset %" PRId64 ") with: %s; nothing of the last batch "
                 "was committed (exported %" PRId64 " records before)",
                 topic, dr.failed, n, r->partition, r->offset, rd_kafka_err2str(dr.first_err),
@@ -879,12 +797,12 @@ kafka_export(struct args *a)
     if ((e = q7_consumer_commit(c))) {
       progress_end(&pr);
       if (e != Q7_ESTATE) {
-        rc = lib_err(e, "kafka export %s: commit", topic);
+        rc = tool_lib_err(e, "kafka export %s: commit", topic);
         goto out;
       }
       fprintf(stderr, "q7: kafka export %s: warning: commit refused, this member's partitions "
               "moved to another (%s); they will be exported again from the group's last "
-              "commit\n", topic, shown(q7_last_error()));
+              "commit\n", topic, tool_shown(q7_last_error()));
     }
     exported += n;
     idle_since = mono_ms();
@@ -896,12 +814,12 @@ kafka_export(struct args *a)
   progress_end(&pr);
   rate_text(rate, sizeof rate, exported, start_ms);
   fprintf(stderr, "exported %" PRId64 " records to Kafka topic %s %s\n", exported,
-          shown(ktopic), rate);
+          tool_shown(ktopic), rate);
 out:
   progress_end(&pr);
   ctx.ks.quiet = rc != 0;
   if (c && (e = q7_consumer_close(c)) && !rc)
-    rc = lib_err(e, "kafka export %s: close", topic);
+    rc = tool_lib_err(e, "kafka export %s: close", topic);
   if (rkt)
     rd_kafka_topic_destroy(rkt);
   if (rk) {
@@ -915,7 +833,7 @@ out:
   q7_conf_destroy(cconf);
   q7_topic_close(t);
   free(recs);
-  return q ? close_store(q, rc) : rc;
+  return q ? tool_close_store(q, rc) : rc;
 }
 
 /* ===================================================================== */
@@ -981,9 +899,9 @@ import_commit(struct import_ctx *x, const rd_kafka_topic_partition_list_t *only)
 {
   int e = q7_producer_flush(x->p, -1);
   if (e)
-    return lib_err(e, "kafka import %s: flush", x->qtopic);
+    return tool_lib_err(e, "kafka import %s: flush", x->qtopic);
   if (x->q7_failed)
-    return fail("kafka import %s: %" PRId64 " records could not be written to libq7, the first "
+    return tool_fail("kafka import %s: %" PRId64 " records could not be written to libq7, the first "
                 "with: %s; their Kafka offsets were not committed (they will be imported again)",
                 x->qtopic, x->q7_failed, q7_strerror(x->q7_first_err));
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(x->nparts ? x->nparts : 1);
@@ -1000,8 +918,8 @@ import_commit(struct import_ctx *x, const rd_kafka_topic_partition_list_t *only)
     for (int i = 0; !err && i < l->cnt; i++)
       err = l->elems[i].err;
     if (err) {
-      rc = fail("kafka import %s: committing Kafka offsets of group %s: %s (the records are in "
-                "libq7; they will be imported again)", x->qtopic, shown(x->a->group),
+      rc = tool_fail("kafka import %s: committing Kafka offsets of group %s: %s (the records are in "
+                "libq7; they will be imported again)", x->qtopic, tool_shown(x->a->group),
                 rd_kafka_err2str(err));
     } else {
       for (int i = 0; i < l->cnt; i++)
@@ -1102,7 +1020,7 @@ import_one(struct import_ctx *x, q7_topic *t, bool same, const rd_kafka_message_
     if (cnt > *hcap) {
       q7_header *nb = realloc(*hbuf, cnt * sizeof *nb);
       if (!nb)
-        return fail("out of memory");
+        return tool_fail("out of memory");
       *hbuf = nb;
       *hcap = cnt;
     }
@@ -1135,7 +1053,7 @@ import_one(struct import_ctx *x, q7_topic *t, bool same, const rd_kafka_message_
       break;
   }
   if (e)
-    return lib_err(e, "kafka import %s: Kafka partition %" PRId32 " offset %" PRId64,
+    return tool_lib_err(e, "kafka import %s: Kafka partition %" PRId32 " offset %" PRId64,
                    x->qtopic, m->partition, m->offset);
   return 0;
 }
@@ -1201,7 +1119,7 @@ kafka_import(struct args *a)
   }
   if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, sizeof errstr))) {
     rd_kafka_conf_destroy(kconf);
-    rc = fail("kafka import: %s", errstr);
+    rc = tool_fail("kafka import: %s", errstr);
     goto out;
   }
   x.rk = rk;
@@ -1214,22 +1132,22 @@ kafka_import(struct args *a)
   }
   rd_kafka_poll_set_consumer(rk);
   if (grow_parts(&x, kparts - 1)) {
-    rc = fail("out of memory");
+    rc = tool_fail("out of memory");
     goto out;
   }
 
   e = q7_topic_open(q, qtopic, &t);
   if (e == Q7_ENOENT) {
     if ((e = q7_topic_create(q, qtopic, kparts, NULL)) && e != Q7_EEXIST) {
-      rc = lib_err(e, "kafka import: create topic %s", shown(qtopic));
+      rc = tool_lib_err(e, "kafka import: create topic %s", tool_shown(qtopic));
       goto out;
     }
     if (!e)
-      fprintf(stderr, "created topic %s with %" PRId32 " partitions\n", shown(qtopic), kparts);
+      fprintf(stderr, "created topic %s with %" PRId32 " partitions\n", tool_shown(qtopic), kparts);
     e = q7_topic_open(q, qtopic, &t);
   }
   if (e) {
-    rc = lib_err(e, "kafka import %s", shown(qtopic));
+    rc = tool_lib_err(e, "kafka import %s", tool_shown(qtopic));
     goto out;
   }
   nparts = q7_topic_partition_count(t);
@@ -1238,19 +1156,19 @@ kafka_import(struct args *a)
     fprintf(stderr, "q7: kafka import: note: Kafka topic %s has %" PRId32 " partitions, libq7 "
             "topic %s has %" PRId32 ": keyed records go to murmur2(key) mod %" PRId32
             " (each key stays together, in order, but not on its partition number), "
-            "keyless ones anywhere\n", shown(ktopic), kparts, shown(qtopic), nparts, nparts);
+            "keyless ones anywhere\n", tool_shown(ktopic), kparts, tool_shown(qtopic), nparts, nparts);
 
   if (!(pconf = q7_conf_new())) {
-    rc = lib_err(Q7_ENOMEM, "kafka import %s", qtopic);
+    rc = tool_lib_err(Q7_ENOMEM, "kafka import %s", qtopic);
     goto out;
   }
   if ((e = q7_conf_set(pconf, "batch.size", "1048576"))) {
-    rc = lib_err(e, "kafka import %s", qtopic);
+    rc = tool_lib_err(e, "kafka import %s", qtopic);
     goto out;
   }
   q7_conf_set_delivery_cb(pconf, on_q7_delivery, &x);
   if ((e = q7_producer_new(q, pconf, &x.p))) {
-    rc = lib_err(e, "kafka import %s", qtopic);
+    rc = tool_lib_err(e, "kafka import %s", qtopic);
     goto out;
   }
 
@@ -1258,7 +1176,7 @@ kafka_import(struct args *a)
   rd_kafka_topic_partition_list_add(sub, ktopic, RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t kerr = rd_kafka_subscribe(rk, sub);
   if (kerr) {
-    rc = fail("kafka import: subscribe to %s: %s", shown(ktopic), rd_kafka_err2str(kerr));
+    rc = tool_fail("kafka import: subscribe to %s: %s", tool_shown(ktopic), rd_kafka_err2str(kerr));
     goto out;
   }
 
@@ -1293,7 +1211,7 @@ kafka_import(struct args *a)
                      m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED;
         if (final) {
           progress_end(&pr);
-          rc = fail("kafka import %s: %s", shown(ktopic), rd_kafka_message_errstr(m));
+          rc = tool_fail("kafka import %s: %s", tool_shown(ktopic), rd_kafka_message_errstr(m));
           rd_kafka_message_destroy(m);
           failed = true;
           break;
@@ -1306,7 +1224,7 @@ kafka_import(struct args *a)
         first_ms = mono_ms();
       if (grow_parts(&x, m->partition)) {
         rd_kafka_message_destroy(m);
-        rc = fail("out of memory");
+        rc = tool_fail("out of memory");
         failed = true;
         break;
       }
@@ -1344,8 +1262,8 @@ kafka_import(struct args *a)
         waiting_since = mono_ms();
       else if (mono_ms() - waiting_since >= ASSIGN_WAIT_MS) {
         progress_end(&pr);
-        rc = fail("kafka import %s: no partition of Kafka topic %s was assigned to this member "
-                  "of group %s within %d s", shown(qtopic), shown(ktopic), shown(a->group),
+        rc = tool_fail("kafka import %s: no partition of Kafka topic %s was assigned to this member "
+                  "of group %s within %d s", tool_shown(qtopic), tool_shown(ktopic), tool_shown(a->group),
                   ASSIGN_WAIT_MS / 1000);
         break;
       }
@@ -1362,14 +1280,14 @@ kafka_import(struct args *a)
   if (!rc && x.rc)
     rc = x.rc;
   if (!rc && kerr)
-    rc = fail("kafka import %s: closing the Kafka consumer: %s", shown(qtopic),
+    rc = tool_fail("kafka import %s: closing the Kafka consumer: %s", tool_shown(qtopic),
               rd_kafka_err2str(kerr));
   if (!rc) {
     rate_text(rate, sizeof rate, x.imported, first_ms ? first_ms : mono_ms());
     fprintf(stderr, "imported %" PRId64 " records into topic %s %s", x.imported,
-            shown(qtopic), rate);
+            tool_shown(qtopic), rate);
     if (first_ms)
-      fprintf(stderr, " after joining group %s (%.1f s)", shown(a->group),
+      fprintf(stderr, " after joining group %s (%.1f s)", tool_shown(a->group),
               (double)(first_ms - start_ms) / 1000.0);
     fputc('\n', stderr);
   }
@@ -1390,7 +1308,7 @@ out:
   q7_topic_close(t);
   free(x.parts);
   free(hbuf);
-  return q ? close_store(q, rc) : rc;
+  return q ? tool_close_store(q, rc) : rc;
 }
 
 /* ===================================================================== */
@@ -1404,7 +1322,7 @@ q7_tool_kafka(int argc, char **argv)
   memset(&a, 0, sizeof a);
   a.dir = getenv("Q7_DIR");
   if (argc < 2)
-    return usage_err("kafka: missing action (export, import)");
+    return tool_usage_err("kafka: missing action (export, import)");
   a.action = argv[1];
   if (!strcmp(a.action, "-h") || !strcmp(a.action, "--help")) {
     print_kafka_help();
@@ -1416,7 +1334,7 @@ q7_tool_kafka(int argc, char **argv)
         print_kafka_help();
         return 0;
       }
-    return usage_err("kafka: unknown action '%s' (export, import)", shown(a.action));
+    return tool_usage_err("kafka: unknown action '%s' (export, import)", tool_shown(a.action));
   }
   int rc = parse_args(argc, argv, &a);
   if (!rc)

@@ -64,15 +64,15 @@ clean_n(const char *s, size_t max)
 }
 
 /* A user-supplied argument, quoted, for a message. */
-static const char *
-shown(const char *s)
+const char *
+tool_shown(const char *s)
 {
   return clean_n(s, 120);
 }
 
 /* "q7: <fmt>" on stderr; returns EXIT_USAGE. */
-static int
-usage_err(const char *fmt, ...)
+int
+tool_usage_err(const char *fmt, ...)
 {
   va_list ap;
   fputs("q7: ", stderr);
@@ -84,8 +84,8 @@ usage_err(const char *fmt, ...)
 }
 
 /* "q7: <fmt>" on stderr; returns 1. */
-static int
-fail(const char *fmt, ...)
+int
+tool_fail(const char *fmt, ...)
 {
   va_list ap;
   fputs("q7: ", stderr);
@@ -98,8 +98,8 @@ fail(const char *fmt, ...)
 
 /* "q7: <what>: <q7_strerror> (<q7_last_error>)"; returns 1.  Call it right
  * after the failed q7_* call: the detail is the thread's last error. */
-static int
-lib_err(int rc, const char *fmt, ...)
+int
+tool_lib_err(int rc, const char *fmt, ...)
 {
   char detail[600];
   snprintf(detail, sizeof detail, "%s", clean_n(q7_last_error(), (size_t)-1));
@@ -256,7 +256,7 @@ run_cmd(const struct cmd *c, const char *dir, int argc, char **argv)
   r.configs = calloc((size_t)argc + 1, sizeof *r.configs);
   r.headers = calloc((size_t)argc + 1, sizeof *r.headers);
   if (!r.pos || !r.configs || !r.headers) {
-    rc = fail("out of memory");
+    rc = tool_fail("out of memory");
     goto out;
   }
   for (int i = 0; i < argc; i++) {
@@ -294,13 +294,13 @@ run_cmd(const struct cmd *c, const char *dir, int argc, char **argv)
     }
     if (id < 0 || !(c->allowed & BIT(id))) {
       if (!err[0])
-        snprintf(err, sizeof err, "unknown option '%s'", shown(a));
+        snprintf(err, sizeof err, "unknown option '%s'", tool_shown(a));
       continue;
     }
     if (optdefs[id].arg && !inline_val) {
       if (i + 1 >= argc) {
         if (!err[0])
-          snprintf(err, sizeof err, "option '%s' needs an argument (%s)", shown(a),
+          snprintf(err, sizeof err, "option '%s' needs an argument (%s)", tool_shown(a),
                    optdefs[id].arg);
         continue;
       }
@@ -325,9 +325,9 @@ run_cmd(const struct cmd *c, const char *dir, int argc, char **argv)
   if (!err[0] && r.npos < c->min_pos)
     snprintf(err, sizeof err, "missing %s", c->pos_name);
   if (!err[0] && r.npos > c->max_pos)
-    snprintf(err, sizeof err, "unexpected argument '%s'", shown(r.pos[c->max_pos]));
+    snprintf(err, sizeof err, "unexpected argument '%s'", tool_shown(r.pos[c->max_pos]));
   if (err[0]) {
-    rc = usage_err("%s: %s (see 'q7 %s --help')", c->name, err, c->name);
+    rc = tool_usage_err("%s: %s (see 'q7 %s --help')", c->name, err, c->name);
     goto out;
   }
   if (r.set[O_DIR])
@@ -351,8 +351,8 @@ opt_int(struct run *r, int id, int64_t lo, int64_t hi, const char *what, int64_t
   long long v = strtoll(s, &end, 10);
   if (!s[0] || !(s[0] == '-' || s[0] == '+' || (s[0] >= '0' && s[0] <= '9')) || *end ||
       errno || v < lo || v > hi)
-    return usage_err("%s: --%s: '%s' is not %s (%" PRId64 "..%" PRId64 ")", r->cmd->name,
-                     optdefs[id].name, shown(s), what, lo, hi);
+    return tool_usage_err("%s: --%s: '%s' is not %s (%" PRId64 "..%" PRId64 ")", r->cmd->name,
+                     optdefs[id].name, tool_shown(s), what, lo, hi);
   *out = v;
   return 0;
 }
@@ -363,11 +363,11 @@ opt_kv(struct run *r, int id, const char *s, char **key, const char **value)
 {
   const char *eq = strchr(s, '=');
   if (!eq || eq == s)
-    return usage_err("%s: --%s: '%s' is not KEY=VALUE", r->cmd->name, optdefs[id].name,
-                     shown(s));
+    return tool_usage_err("%s: --%s: '%s' is not KEY=VALUE", r->cmd->name, optdefs[id].name,
+                     tool_shown(s));
   *key = strndup(s, (size_t)(eq - s));
   if (!*key)
-    return fail("out of memory");
+    return tool_fail("out of memory");
   *value = eq + 1;
   return 0;
 }
@@ -380,12 +380,12 @@ open_store(struct run *r, bool create, q7 **q)
 {
   struct stat st;
   if (!r->dir || !r->dir[0])
-    return usage_err("%s: no store directory: give -d DIR or set Q7_DIR", r->cmd->name);
+    return tool_usage_err("%s: no store directory: give -d DIR or set Q7_DIR", r->cmd->name);
   if (!create && stat(r->dir, &st) != 0 && errno == ENOENT)
-    return fail("%s: no store at '%s' (no such directory)", r->cmd->name, shown(r->dir));
+    return tool_fail("%s: no store at '%s' (no such directory)", r->cmd->name, tool_shown(r->dir));
   q7_conf *conf = q7_conf_new();
   if (!conf)
-    return lib_err(Q7_ENOMEM, "open %s", shown(r->dir));
+    return tool_lib_err(Q7_ENOMEM, "open %s", tool_shown(r->dir));
   int rc = q7_conf_set(conf, "retention.check.interval.ms", "0");
   /* The store's mirrors: the store itself does not record them. */
   const char *mirrors = r->set[O_REPLICA_DIRS] ? r->val[O_REPLICA_DIRS]
@@ -393,24 +393,24 @@ open_store(struct run *r, bool create, q7 **q)
   if (!rc && mirrors && *mirrors)
     rc = q7_conf_set(conf, "replica.dirs", mirrors);
   if (rc) {
-    rc = lib_err(rc, "open %s", shown(r->dir));
+    rc = tool_lib_err(rc, "open %s", tool_shown(r->dir));
     q7_conf_destroy(conf);
     return rc;
   }
   rc = q7_open(q, r->dir, conf);
   if (rc)
-    rc = lib_err(rc, "open %s", shown(r->dir));
+    rc = tool_lib_err(rc, "open %s", tool_shown(r->dir));
   q7_conf_destroy(conf);
   return rc;
 }
 
 /* Close the store, reporting a failure if no other was reported (@rc 0). */
-static int
-close_store(q7 *q, int rc)
+int
+tool_close_store(q7 *q, int rc)
 {
   int e = q7_close(q);
   if (e && !rc)
-    rc = lib_err(e, "close store");
+    rc = tool_lib_err(e, "close store");
   return rc;
 }
 
@@ -421,11 +421,11 @@ check_partition(struct run *r, q7 *q, const char *topic, int64_t p, int32_t *cou
   q7_topic *t;
   int rc = q7_topic_open(q, topic, &t);
   if (rc)
-    return lib_err(rc, "%s %s", r->cmd->name, shown(topic));
+    return tool_lib_err(rc, "%s %s", r->cmd->name, tool_shown(topic));
   *count = q7_topic_partition_count(t);
   q7_topic_close(t);
   if (p >= *count)
-    return fail("%s %s: no partition %" PRId64 ": the topic has %" PRId32
+    return tool_fail("%s %s: no partition %" PRId64 ": the topic has %" PRId32
                 " partition%s (0..%" PRId32 ")",
                 r->cmd->name, topic, p, *count, *count == 1 ? "" : "s", *count - 1);
   return 0;
@@ -442,7 +442,7 @@ configs_conf(struct run *r, q7_conf **out)
   int rc = 0;
   q7_conf *conf = q7_conf_new();
   if (!conf)
-    return lib_err(Q7_ENOMEM, "%s", r->cmd->name);
+    return tool_lib_err(Q7_ENOMEM, "%s", r->cmd->name);
   for (size_t i = 0; i < r->nconfigs && !rc; i++) {
     char *k;
     const char *v;
@@ -450,7 +450,7 @@ configs_conf(struct run *r, q7_conf **out)
       break;
     int e = q7_conf_set(conf, k, v);
     if (e)
-      rc = lib_err(e, "%s: --config %s", r->cmd->name, shown(r->configs[i]));
+      rc = tool_lib_err(e, "%s: --config %s", r->cmd->name, tool_shown(r->configs[i]));
     free(k);
   }
   if (rc)
@@ -479,11 +479,11 @@ cmd_topic_create(struct run *r)
   const char *name = r->pos[0];
   int e = q7_topic_create(q, name, (int32_t)parts, conf);
   if (e)
-    rc = lib_err(e, "topic create %s", shown(name));
+    rc = tool_lib_err(e, "topic create %s", tool_shown(name));
   else
     printf("created topic %s with %" PRId64 " partition%s\n", name, parts, parts == 1 ? "" : "s");
   q7_conf_destroy(conf);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 static int
@@ -504,8 +504,8 @@ cmd_topic_list(struct run *r)
     return rc;
   int e = q7_topic_foreach(q, print_topic, NULL);
   if (e)
-    rc = lib_err(e, "topic list");
-  return close_store(q, rc);
+    rc = tool_lib_err(e, "topic list");
+  return tool_close_store(q, rc);
 }
 
 /* The value of topic key @key into a malloc'd string, or NULL after a message. */
@@ -515,13 +515,13 @@ topic_value(q7 *q, const char *topic, const char *key)
   size_t len = 0;
   int e = q7_topic_get(q, topic, key, NULL, &len);
   if (e && e != Q7_ERANGE) {
-    lib_err(e, "topic describe %s: %s", topic, key);
+    tool_lib_err(e, "topic describe %s: %s", topic, key);
     return NULL;
   }
   for (;;) {
     char *buf = malloc(len ? len : 1);
     if (!buf) {
-      fail("out of memory");
+      tool_fail("out of memory");
       return NULL;
     }
     size_t have = len;
@@ -530,7 +530,7 @@ topic_value(q7 *q, const char *topic, const char *key)
       return buf;
     free(buf);
     if (e != Q7_ERANGE || len <= have) {
-      lib_err(e, "topic describe %s: %s", topic, key);
+      tool_lib_err(e, "topic describe %s: %s", topic, key);
       return NULL;
     }
   }
@@ -546,7 +546,7 @@ cmd_topic_describe(struct run *r)
   if (rc)
     return rc;
   if ((e = q7_topic_open(q, name, &t))) {
-    rc = lib_err(e, "topic describe %s", shown(name));
+    rc = tool_lib_err(e, "topic describe %s", tool_shown(name));
     goto out;
   }
   int32_t n = q7_topic_partition_count(t);
@@ -565,14 +565,14 @@ cmd_topic_describe(struct run *r)
     q7_partition *p;
     int64_t ls, hw;
     if ((e = q7_topic_partition(t, i, &p)) || (e = q7_partition_offsets(p, &ls, &hw))) {
-      rc = lib_err(e, "topic describe %s: partition %" PRId32, name, i);
+      rc = tool_lib_err(e, "topic describe %s: partition %" PRId32, name, i);
       goto out;
     }
     printf("%-9" PRId32 "  %-16" PRId64 "  %-14" PRId64 "  %" PRId64 "\n", i, ls, hw, hw - ls);
   }
 out:
   q7_topic_close(t);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 static int
@@ -583,7 +583,7 @@ cmd_topic_alter(struct run *r)
   q7 *q;
   int rc;
   if (!r->nconfigs)
-    return usage_err("topic alter: nothing to alter: give --config KEY=VALUE (see 'q7 topic "
+    return tool_usage_err("topic alter: nothing to alter: give --config KEY=VALUE (see 'q7 topic "
                      "alter --help')");
   /* Every value checked before the first is applied. */
   if ((rc = configs_conf(r, &conf)))
@@ -600,10 +600,10 @@ cmd_topic_alter(struct run *r)
       break;
     int e = strcmp(k, "replication.factor") ? q7_topic_get(q, name, k, buf, &len) : Q7_OK;
     if (e && e != Q7_ERANGE)
-      rc = lib_err(e, "topic alter %s: --config %s", shown(name), shown(r->configs[i]));
+      rc = tool_lib_err(e, "topic alter %s: --config %s", tool_shown(name), tool_shown(r->configs[i]));
     else if (!strcmp(k, "replication.factor"))
-      rc = fail("topic alter %s: replication.factor cannot be altered (replicas are placed "
-                "when the topic is created)", shown(name));
+      rc = tool_fail("topic alter %s: replication.factor cannot be altered (replicas are placed "
+                "when the topic is created)", tool_shown(name));
     free(k);
   }
   for (size_t i = 0; i < r->nconfigs && !rc; i++) {
@@ -613,12 +613,12 @@ cmd_topic_alter(struct run *r)
       break;
     int e = q7_topic_set(q, name, k, v);
     if (e)
-      rc = lib_err(e, "topic alter %s: --config %s", shown(name), shown(r->configs[i]));
+      rc = tool_lib_err(e, "topic alter %s: --config %s", tool_shown(name), tool_shown(r->configs[i]));
     free(k);
   }
   if (!rc)
     printf("altered topic %s\n", name);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 static int
@@ -631,10 +631,10 @@ cmd_topic_delete(struct run *r)
     return rc;
   int e = q7_topic_delete(q, name);
   if (e)
-    rc = lib_err(e, "topic delete %s", shown(name));
+    rc = tool_lib_err(e, "topic delete %s", tool_shown(name));
   else
     printf("deleted topic %s\n", name);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 /* ===================================================================== */
@@ -683,14 +683,14 @@ cmd_produce(struct run *r)
   q7 *q = NULL;
 
   if (sep && !seplen)
-    return usage_err("produce: -k: the key separator must not be empty");
+    return tool_usage_err("produce: -k: the key separator must not be empty");
   if (r->set[O_PARTITION] &&
       (rc = opt_int(r, O_PARTITION, 0, INT32_MAX, "a partition number", &part)))
     return rc;
   hdrs = calloc(r->nheaders + 1, sizeof *hdrs);
   hnames = calloc(r->nheaders + 1, sizeof *hnames);
   if (!hdrs || !hnames) {
-    rc = fail("out of memory");
+    rc = tool_fail("out of memory");
     goto out;
   }
   for (size_t i = 0; i < r->nheaders; i++) {
@@ -702,25 +702,25 @@ cmd_produce(struct run *r)
   if ((rc = open_store(r, false, &q)))
     goto out;
   if ((e = q7_topic_open(q, topic, &t))) {
-    rc = lib_err(e, "produce %s", shown(topic));
+    rc = tool_lib_err(e, "produce %s", tool_shown(topic));
     goto out;
   }
   if (part >= 0) {
     int32_t n = q7_topic_partition_count(t);
     if (part >= n) {
-      rc = fail("produce %s: no partition %" PRId64 ": the topic has %" PRId32
+      rc = tool_fail("produce %s: no partition %" PRId64 ": the topic has %" PRId32
                 " partition%s (0..%" PRId32 ")",
                 topic, part, n, n == 1 ? "" : "s", n - 1);
       goto out;
     }
   }
   if (!(conf = q7_conf_new())) {
-    rc = lib_err(Q7_ENOMEM, "produce %s", topic);
+    rc = tool_lib_err(Q7_ENOMEM, "produce %s", topic);
     goto out;
   }
   q7_conf_set_delivery_cb(conf, on_delivery, &ds);
   if ((e = q7_producer_new(q, conf, &p))) {
-    rc = lib_err(e, "produce %s", topic);
+    rc = tool_lib_err(e, "produce %s", topic);
     goto out;
   }
   catch_signals();
@@ -768,22 +768,22 @@ cmd_produce(struct run *r)
   e = q7_producer_flush(p, -1);
   progress_end(&pr);
   if (e && !sync_err) {
-    rc = lib_err(e, "produce %s: flush", topic);
+    rc = tool_lib_err(e, "produce %s: flush", topic);
     goto out;
   }
   if (sync_err) {
-    rc = fail("produce %s: line %" PRId64 ": %s%s%s%s; produced %" PRId64 " records", topic,
+    rc = tool_fail("produce %s: line %" PRId64 ": %s%s%s%s; produced %" PRId64 " records", topic,
               sync_line, q7_strerror(sync_err), sync_detail[0] ? " (" : "", sync_detail,
               sync_detail[0] ? ")" : "", ds.ok);
   } else if (ds.failed) {
-    rc = fail("produce %s: %" PRId64 " of %" PRId64 " records failed, the first (line %" PRId64
+    rc = tool_fail("produce %s: %" PRId64 " of %" PRId64 " records failed, the first (line %" PRId64
               ") with: %s; produced %" PRId64 " records",
               topic, ds.failed, sent, ds.first_line, q7_strerror(ds.first_err), ds.ok);
   } else if (read_errno) {
-    rc = fail("produce %s: reading stdin: %s; produced %" PRId64 " records", topic,
+    rc = tool_fail("produce %s: reading stdin: %s; produced %" PRId64 " records", topic,
               strerror(read_errno), ds.ok);
   } else if (stop_signal) {
-    rc = fail("produce %s: interrupted; produced %" PRId64 " records", topic, ds.ok);
+    rc = tool_fail("produce %s: interrupted; produced %" PRId64 " records", topic, ds.ok);
   } else {
     fprintf(stderr, "produced %" PRId64 " records\n", ds.ok);
   }
@@ -797,7 +797,7 @@ out:
   free(hnames);
   free(hdrs);
   free(line);
-  return q ? close_store(q, rc) : rc;
+  return q ? tool_close_store(q, rc) : rc;
 }
 
 /* ===================================================================== */
@@ -844,7 +844,7 @@ static int
 commit_failed(int e, const char *topic)
 {
   if (e != Q7_ESTATE)
-    return lib_err(e, "consume %s: commit", topic);
+    return tool_lib_err(e, "consume %s: commit", topic);
   char detail[600];
   snprintf(detail, sizeof detail, "%s", clean_n(q7_last_error(), (size_t)-1));
   fprintf(stderr, "q7: consume %s: warning: commit refused, this member's partitions moved to "
@@ -874,29 +874,29 @@ cmd_consume(struct run *r)
   if (r->set[O_OFFSET] && (rc = opt_int(r, O_OFFSET, 0, INT64_MAX, "an offset", &offset)))
     return rc;
   if (r->set[O_OFFSET] && !r->set[O_PARTITION])
-    return usage_err("consume: --offset needs --partition (see 'q7 consume --help')");
+    return tool_usage_err("consume: --offset needs --partition (see 'q7 consume --help')");
   if (r->set[O_OFFSET] && r->set[O_FROM_BEGINNING])
-    return usage_err("consume: --offset and --from-beginning exclude each other");
+    return tool_usage_err("consume: --offset and --from-beginning exclude each other");
   if (group && !group[0])
-    return usage_err("consume: -g: the group name must not be empty");
+    return tool_usage_err("consume: -g: the group name must not be empty");
   if (!(recs = calloc(POLL_BATCH, sizeof *recs)))
-    return fail("out of memory");
+    return tool_fail("out of memory");
   if ((rc = open_store(r, false, &q)))
     goto out;
   if (part >= 0 && (rc = check_partition(r, q, topic, part, &nparts)))
     goto out;
   if (!(conf = q7_conf_new())) {
-    rc = lib_err(Q7_ENOMEM, "consume %s", shown(topic));
+    rc = tool_lib_err(Q7_ENOMEM, "consume %s", tool_shown(topic));
     goto out;
   }
   if ((e = q7_conf_set(conf, "auto.offset.reset",
                        r->set[O_FROM_BEGINNING] ? "earliest" : "latest")) ||
       (e = q7_conf_set(conf, "enable.auto.commit", "false"))) {
-    rc = lib_err(e, "consume %s", shown(topic));
+    rc = tool_lib_err(e, "consume %s", tool_shown(topic));
     goto out;
   }
   if ((e = q7_consumer_new(q, group, conf, &c))) {
-    rc = lib_err(e, "consume %s: group %s", shown(topic), group ? shown(group) : "(none)");
+    rc = tool_lib_err(e, "consume %s: group %s", tool_shown(topic), group ? tool_shown(group) : "(none)");
     goto out;
   }
   if (part >= 0) {
@@ -907,18 +907,18 @@ cmd_consume(struct run *r)
                    : r->set[O_FROM_BEGINNING] ? Q7_OFFSET_BEGINNING : Q7_OFFSET_END;
     if ((e = q7_consumer_assign(c, topic, (int32_t)part, from)) ||
         (offset >= 0 && (e = q7_consumer_seek(c, topic, (int32_t)part, offset)))) {
-      rc = lib_err(e, "consume %s: partition %" PRId64, topic, part);
+      rc = tool_lib_err(e, "consume %s: partition %" PRId64, topic, part);
       goto out;
     }
   } else if (group) {
     if ((e = q7_consumer_subscribe(c, topic))) {
-      rc = lib_err(e, "consume %s", shown(topic));
+      rc = tool_lib_err(e, "consume %s", tool_shown(topic));
       goto out;
     }
   } else {
     q7_topic *t;
     if ((e = q7_topic_open(q, topic, &t))) {
-      rc = lib_err(e, "consume %s", shown(topic));
+      rc = tool_lib_err(e, "consume %s", tool_shown(topic));
       goto out;
     }
     nparts = q7_topic_partition_count(t);
@@ -927,7 +927,7 @@ cmd_consume(struct run *r)
       e = q7_consumer_assign(c, topic, i,
                              r->set[O_FROM_BEGINNING] ? Q7_OFFSET_BEGINNING : Q7_OFFSET_END);
       if (e) {
-        rc = lib_err(e, "consume %s: partition %" PRId32, topic, i);
+        rc = tool_lib_err(e, "consume %s: partition %" PRId32, topic, i);
         goto out;
       }
     }
@@ -939,7 +939,7 @@ cmd_consume(struct run *r)
       want = (size_t)(max - count);
     int n = q7_consumer_poll(c, recs, want, follow ? FOLLOW_SLICE_MS : IDLE_MS);
     if (n < 0) {
-      rc = lib_err(n, "consume %s", topic);
+      rc = tool_lib_err(n, "consume %s", topic);
       goto out;
     }
     if (!n) {
@@ -950,7 +950,7 @@ cmd_consume(struct run *r)
     for (int i = 0; i < n; i++)
       print_record(&recs[i], r);
     if (fflush(stdout) || ferror(stdout)) {
-      rc = fail("consume %s: writing stdout: %s", topic, strerror(errno));
+      rc = tool_fail("consume %s: writing stdout: %s", topic, strerror(errno));
       goto out;
     }
     count += n;
@@ -970,10 +970,10 @@ cmd_consume(struct run *r)
 out:
   progress_end(&pr);
   if (c && (e = q7_consumer_close(c)) && !rc)
-    rc = lib_err(e, "consume %s: close", topic);
+    rc = tool_lib_err(e, "consume %s: close", topic);
   q7_conf_destroy(conf);
   free(recs);
-  return q ? close_store(q, rc) : rc;
+  return q ? tool_close_store(q, rc) : rc;
 }
 
 /* ===================================================================== */
@@ -997,8 +997,8 @@ cmd_groups_list(struct run *r)
     return rc;
   int e = q7_group_foreach(q, print_group, NULL);
   if (e)
-    rc = lib_err(e, "groups list");
-  return close_store(q, rc);
+    rc = tool_lib_err(e, "groups list");
+  return tool_close_store(q, rc);
 }
 
 static int
@@ -1011,10 +1011,10 @@ cmd_groups_delete(struct run *r)
     return rc;
   int e = q7_group_delete(q, group);
   if (e)
-    rc = lib_err(e, "groups delete %s", shown(group));
+    rc = tool_lib_err(e, "groups delete %s", tool_shown(group));
   else
     printf("deleted group %s\n", group);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 /* --now MS into @now (0 when absent: the store's clock). */
@@ -1032,12 +1032,12 @@ group_report(struct run *r, q7 *q, int64_t now, q7_group_report **out)
   const char *group = r->pos[0];
   int e;
   if ((e = q7_group_status(q, group, now, out)))
-    return lib_err(e, "%s %s", r->cmd->name, shown(group));
+    return tool_lib_err(e, "%s %s", r->cmd->name, tool_shown(group));
   if ((*out)->status == Q7_STATUS_NOTFOUND) {
     q7_group_report_free(*out);
     *out = NULL;
-    return fail("%s: group '%s' not found (no committed offsets, or none newer than "
-                "lag.expire.ms)", r->cmd->name, shown(group));
+    return tool_fail("%s: group '%s' not found (no committed offsets, or none newer than "
+                "lag.expire.ms)", r->cmd->name, tool_shown(group));
   }
   return 0;
 }
@@ -1057,7 +1057,7 @@ table_row(struct table *t, const char *const *cells)
     size_t cap = t->cap ? t->cap * 2 : 16;
     char **c = realloc(t->cells, cap * t->ncols * sizeof *c);
     if (!c)
-      return fail("out of memory");
+      return tool_fail("out of memory");
     t->cells = c;
     t->cap = cap;
   }
@@ -1066,7 +1066,7 @@ table_row(struct table *t, const char *const *cells)
     if (!s) {
       for (size_t k = 0; k < i; k++)
         free(t->cells[t->nrows * t->ncols + k]);
-      return fail("out of memory");
+      return tool_fail("out of memory");
     }
     t->cells[t->nrows * t->ncols + i] = s;
     if (strlen(s) > t->width[i])
@@ -1115,7 +1115,7 @@ member_row(const q7_member *m, void *arg)
   char id[24], pid[24], np[24];
   char *assign = malloc(m->partition_count * 12 + 2);
   if (!assign)
-    return ms->rc = fail("out of memory");
+    return ms->rc = tool_fail("out of memory");
   size_t o = 0;
   for (size_t i = 0; i < m->partition_count; i++)
     o += (size_t)sprintf(assign + o, "%s%" PRId32, i ? "," : "", m->partitions[i]);
@@ -1146,7 +1146,7 @@ describe_members(struct run *r, q7 *q)
     return rc;
   e = q7_group_members(q, group, member_row, &ms);
   if (e && !ms.rc)
-    rc = lib_err(e, "groups describe %s", shown(group));
+    rc = tool_lib_err(e, "groups describe %s", tool_shown(group));
   rc = rc ? rc : ms.rc;
   if (!rc && !ms.n) {
     /* No member now: a group only if it committed. */
@@ -1218,7 +1218,7 @@ out:
     table_print_free(&tb);
   q7_topic_close(t);
   q7_group_report_free(g);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 static int
@@ -1258,7 +1258,7 @@ out:
   if (tb.cells)
     table_print_free(&tb);
   q7_group_report_free(g);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 /* ===================================================================== */
@@ -1275,10 +1275,10 @@ cmd_retention_sweep(struct run *r)
     return rc;
   int e = q7_retention_sweep(q, now, &removed);
   if (e)
-    rc = lib_err(e, "retention sweep");
+    rc = tool_lib_err(e, "retention sweep");
   else
     printf("removed %" PRId64 " records\n", removed);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 /* q7_topic_foreach callback: verify every mirror copy of one topic. */
@@ -1300,14 +1300,14 @@ verify_topic(const char *name, int32_t partitions, void *arg)
       if (e == Q7_ENOENT)
         continue; /* this mirror holds no copy of the partition */
       if (e)
-        return lib_err(e, "replica verify %s/%d", shown(name), (int)p);
+        return tool_lib_err(e, "replica verify %s/%d", tool_shown(name), (int)p);
       e = q7_replica_verify(v->q, name, p, r);
       v->checked++;
       if (e == Q7_ECORRUPT) {
         v->differ++;
         printf("%s\t%d\treplica %d\tDIFFERS\t%s\n", name, (int)p, r, q7_last_error());
       } else if (e) {
-        return lib_err(e, "replica verify %s/%d replica %d", shown(name), (int)p, r);
+        return tool_lib_err(e, "replica verify %s/%d replica %d", tool_shown(name), (int)p, r);
       } else {
         printf("%s\t%d\treplica %d\tok\t%s\n", name, (int)p, r,
                in_sync ? "in sync" : "out of sync");
@@ -1328,20 +1328,20 @@ cmd_replica_verify(struct run *r)
   if (v.replicas <= 1) {
     printf("store %s has no mirrors here: give --replica-dirs DIR1,DIR2 (or set "
            "Q7_REPLICA_DIRS) as the programs that write it do\n", r->dir);
-    return close_store(q, 0);
+    return tool_close_store(q, 0);
   }
   int e = q7_topic_foreach(q, verify_topic, &v);
   if (e > 0)
     rc = e;
   else if (e)
-    rc = lib_err(e, "replica verify");
+    rc = tool_lib_err(e, "replica verify");
   else if (v.differ)
-    rc = fail("replica verify: %ld of %ld mirror copies differ from the primary", v.differ,
+    rc = tool_fail("replica verify: %ld of %ld mirror copies differ from the primary", v.differ,
               v.checked);
   else
     fprintf(stderr, "replica verify: %ld mirror copies identical to the primary up to the "
             "high watermark\n", v.checked);
-  return close_store(q, rc);
+  return tool_close_store(q, rc);
 }
 
 /* ===================================================================== */
@@ -1528,7 +1528,7 @@ dispatch(int argc, char **argv)
     } else if (!strncmp(a, "--dir=", 6)) {
       dir = a + 6;
     } else if (!err[0]) {
-      snprintf(err, sizeof err, "unknown option '%s'", shown(a));
+      snprintf(err, sizeof err, "unknown option '%s'", tool_shown(a));
     }
   }
   if (err[0] && !help)
@@ -1539,21 +1539,21 @@ dispatch(int argc, char **argv)
     return 0;
   }
   if (err[0])
-    return usage_err("%s (see 'q7 --help')", err);
+    return tool_usage_err("%s (see 'q7 --help')", err);
   if (version) {
     printf("q7 %d.%d.%d (libq7 %s)\n", Q7_VERSION_MAJOR, Q7_VERSION_MINOR, Q7_VERSION_PATCH,
            q7_version());
     return 0;
   }
   if (i >= argc)
-    return usage_err("missing command (see 'q7 --help')");
+    return tool_usage_err("missing command (see 'q7 --help')");
 
   const char *word = argv[i];
   if (!strcmp(word, "serve"))
     return q7_tool_serve(argc - i, argv + i);
   if (!strcmp(word, "kafka")) {
     if (dir && setenv("Q7_DIR", dir, 1))
-      return fail("out of memory");
+      return tool_fail("out of memory");
     return q7_tool_kafka(argc - i, argv + i);
   }
   for (size_t k = 0; k < NCMDS; k++)
@@ -1561,9 +1561,9 @@ dispatch(int argc, char **argv)
       return run_cmd(&cmds[k], dir, argc - i - 1, argv + i + 1);
   char list[200];
   if (!*actions(word, list, sizeof list))
-    return usage_err("unknown command '%s' (see 'q7 --help')", shown(word));
+    return tool_usage_err("unknown command '%s' (see 'q7 --help')", tool_shown(word));
   if (i + 1 >= argc)
-    return usage_err("%s: missing action (%s)", word, list);
+    return tool_usage_err("%s: missing action (%s)", word, list);
   const char *action = argv[i + 1];
   if (is_help(action)) {
     print_word_help(word);
@@ -1580,7 +1580,7 @@ dispatch(int argc, char **argv)
       print_word_help(word);
       return 0;
     }
-  return usage_err("%s: unknown action '%s' (%s)", word, shown(action), list);
+  return tool_usage_err("%s: unknown action '%s' (%s)", word, tool_shown(action), list);
 }
 
 int
@@ -1591,7 +1591,7 @@ main(int argc, char **argv)
   if (fflush(stdout) || ferror(stdout)) {
     int e = errno;
     if (!rc)
-      rc = fail("writing stdout: %s", strerror(e ? e : EIO));
+      rc = tool_fail("writing stdout: %s", strerror(e ? e : EIO));
   }
   return rc;
 }

@@ -15,4 +15,25 @@ int q7_tool_serve(int argc, char **argv);
  * Returns the process exit code. */
 int q7_tool_kafka(int argc, char **argv);
 
+/* tools/q7.c: messages and the store, shared by every file of the tool. */
+#include <q7.h>
+
+#if defined(__GNUC__)
+#define TOOL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TOOL_PRINTF(f, a)
+#endif
+
+/* @s made safe for a one-line message: control and non-ASCII bytes as
+ * \xHH, "..." past 120 bytes.  Four rotating buffers. */
+const char *tool_shown(const char *s);
+/* "q7: <fmt>" on stderr; return the usage exit code (2) and 1. */
+int tool_usage_err(const char *fmt, ...) TOOL_PRINTF(1, 2);
+int tool_fail(const char *fmt, ...) TOOL_PRINTF(1, 2);
+/* "q7: <what>: <q7_strerror> (<q7_last_error>)"; returns 1.  Call it right
+ * after the failed q7_* call: the detail is the thread's last error. */
+int tool_lib_err(int rc, const char *fmt, ...) TOOL_PRINTF(2, 3);
+/* Close @q, reporting a failure if no other was reported (@rc 0). */
+int tool_close_store(q7 *q, int rc);
+
 #endif /* Q7_TOOL_H */
