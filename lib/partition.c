@@ -365,16 +365,27 @@ pe_grow(q7__pe *pe, size_t seen, bool over_cap)
   return rc;
 }
 
+/* True when @txn is the write transaction right after this process's own
+ * last append (LMDB's next txn id: nothing else committed since, in any
+ * process); *e, if not NULL, then gets the log's ends that append left. */
+static bool
+after_own_append(q7__pe *pe, MDB_txn *txn, q7__ends *e)
+{
+  pthread_mutex_lock(&pe->ends_mu);
+  bool ours = pe->ends_txn && mdb_txn_id(txn) == pe->ends_txn + 1;
+  if (ours && e)
+    *e = pe->ends;
+  pthread_mutex_unlock(&pe->ends_mu);
+  return ours;
+}
+
 static int
 check_deleted(q7__pe *pe, MDB_txn *txn)
 {
   MDB_val v;
   /* Right after this process's own append nothing can have marked it: a
    * topic delete marks it in a transaction of its own. */
-  pthread_mutex_lock(&pe->ends_mu);
-  bool ours = pe->ends_txn && mdb_txn_id(txn) == pe->ends_txn + 1;
-  pthread_mutex_unlock(&pe->ends_mu);
-  if (ours)
+  if (after_own_append(pe, txn, NULL))
     return Q7_OK;
   if (mdb_get(txn, pe->meta, (MDB_val *)K_DELETED, &v) == 0)
     return q7__err(Q7_ENOENT, "topic %s was deleted", pe->topic);
@@ -596,20 +607,9 @@ static int
 append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
 {
   append_arg *a = arg;
-  q7__ends e = { 0 };
-  size_t id = mdb_txn_id(txn);
-  bool known = false;
+  q7__ends e;
   int rc;
-  pthread_mutex_lock(&pe->ends_mu);
-  if (pe->ends_txn && id == pe->ends_txn + 1) { /* nothing committed since ours */
-    e.log_start = pe->ends_start;
-    e.next = pe->ends_next;
-    e.end_pos = pe->ends_pos;
-    e.tmax = pe->ends_tmax;
-    known = true;
-  }
-  pthread_mutex_unlock(&pe->ends_mu);
-  if (!known && (rc = q7__pe_ends(pe, txn, &e)))
+  if (!after_own_append(pe, txn, &e) && (rc = q7__pe_ends(pe, txn, &e)))
     return rc;
   unsigned char kb[Q7__KEY_LEN];
   int64_t tmax = e.empty || a->b->max_ts > e.tmax ? a->b->max_ts : e.tmax;
@@ -623,7 +623,7 @@ append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
   if (rc)
     return q7__mdb_err(rc, pe->path);
   a->base = e.next;
-  a->txn = id;
+  a->txn = mdb_txn_id(txn);
   a->after = (q7__ends){ .log_start = e.log_start, .next = e.next + a->b->count,
                          .end_pos = e.end_pos + (int64_t)v.mv_size, .tmax = tmax };
   /* The mirrors, while this transaction holds the partition's writer lock:
@@ -646,10 +646,7 @@ q7__pe_append(q7__pe *pe, const q7__batch *b, bool acks_all, int64_t *base)
   }
   pthread_mutex_lock(&pe->ends_mu);
   pe->ends_txn = a.txn;
-  pe->ends_start = a.after.log_start;
-  pe->ends_next = a.after.next;
-  pe->ends_pos = a.after.end_pos;
-  pe->ends_tmax = a.after.tmax;
+  pe->ends = a.after;
   pthread_mutex_unlock(&pe->ends_mu);
   *base = a.base;
   if (pe->q->n_mirrors) {

@@ -401,6 +401,12 @@ typedef struct q7__gcreq {
 /* One partition's LMDB environment, shared by every handle of the process. */
 #define Q7__PE_BUCKETS 1024
 
+/* A partition log's ends (q7__pe_ends). */
+typedef struct q7__ends {
+  int64_t log_start, next, end_pos, tmax;
+  bool empty;
+} q7__ends;
+
 typedef struct q7__pe {
   struct q7__pe *next;            /* in q->parts, under q->lock */
   struct q7__pe *hnext;           /* in q->pe_hash, under q->lock */
@@ -420,7 +426,7 @@ typedef struct q7__pe {
    * neither the meta table nor the last two batches (whose pages a write
    * through pwrite left unmapped: a page fault a commit). */
   pthread_mutex_t ends_mu;
-  int64_t ends_next, ends_pos, ends_tmax, ends_start;
+  q7__ends ends;
   size_t ends_txn;                /* 0: none */
   uint64_t prealloc_end;          /* file blocks allocated up to here */
   pthread_mutex_t gc_mu;          /* group commit */
@@ -491,10 +497,6 @@ typedef struct q7__bkey {
 } q7__bkey;
 Q7__HIDDEN int q7__bkey_get(const MDB_val *k, q7__bkey *out);
 /* The log's first offset kept, next offset, next byte position. */
-typedef struct q7__ends {
-  int64_t log_start, next, end_pos, tmax;
-  bool empty;
-} q7__ends;
 Q7__HIDDEN int q7__pe_ends(q7__pe *pe, MDB_txn *txn, q7__ends *e);
 Q7__HIDDEN int q7__pe_set_log_start(q7__pe *pe, MDB_txn *txn, int64_t log_start);
 /* Position @cur on the batch holding @offset (which must be in the log). */
