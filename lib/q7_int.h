@@ -215,6 +215,12 @@ q7__zigzag(int64_t v)
   return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
+static inline int64_t
+q7__unzigzag(uint64_t z)
+{
+  return (int64_t)((z >> 1) ^ (0 - (z & 1)));
+}
+
 /* A batch being built: header space reserved at the front of buf. */
 typedef struct q7__batch {
   q7__buf buf;

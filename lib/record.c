@@ -338,15 +338,6 @@ vget_slow(const unsigned char *q, const unsigned char *end)
   return (vres){ NULL, 0 };
 }
 
-static bool
-vget(const unsigned char **p, const unsigned char *end, uint64_t *out)
-{
-  vres r = vget_slow(*p, end);
-  *p = r.next;
-  *out = r.value;
-  return r.next != NULL;
-}
-
 /* The varint at @cur (within @lim) into @out, moving @cur; inline for one and two
  * bytes (lengths, and timestamps up to 8 s apart in a batch); else goto
  * corrupt. */
@@ -411,7 +402,7 @@ decode2(const q7__bview *v, int64_t base, uint32_t skip, q7_record *out, size_t 
     r->topic = topic;
     r->partition = partition;
     r->offset = base + i;
-    r->timestamp_ms = (int64_t)(first + ((zz >> 1) ^ (0 - (zz & 1))));
+    r->timestamp_ms = (int64_t)(first + (uint64_t)q7__unzigzag(zz));
     r->key = k1 ? key : NULL;
     r->key_len = kn;
     r->value = v1 ? val : NULL;
@@ -511,12 +502,12 @@ q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos)
   } else {
     const unsigned char *q = p;
     uint64_t size, zz;
-    if (!vget(&q, end, &size) || size > (size_t)(end - q))
+    VARINT(q, end, size);
+    if (size > (size_t)(end - q))
       return Q7_ECORRUPT;
     len = (size_t)(q - p) + size;
-    if (!vget(&q, p + len, &zz))
-      return Q7_ECORRUPT;
-    *ts = (int64_t)((uint64_t)v->first_ts + ((zz >> 1) ^ (0 - (zz & 1))));
+    VARINT(q, p + len, zz);
+    *ts = (int64_t)((uint64_t)v->first_ts + (uint64_t)q7__unzigzag(zz));
   }
   /* The position in the stored value: for a compressed batch, in proportion
    * (retention.bytes counts stored bytes). */
@@ -526,4 +517,6 @@ q7__riter_next(q7__riter *it, int64_t *ts, size_t *pos)
   it->pos += len;
   it->i++;
   return 1;
+corrupt:
+  return Q7_ECORRUPT;
 }
