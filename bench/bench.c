@@ -543,6 +543,18 @@ redis_write(int64_t n, int batch)
     median(v__, REPS);                                                                        \
   })
 
+/* Two systems in turn, @reps times each; their medians into @a and @b. */
+#define IN_TURNS(reps, a, expr_a, b, expr_b)                                                  \
+  do {                                                                                        \
+    double va__[reps], vb__[reps];                                                            \
+    for (int r__ = 0; r__ < (reps); r__++) {                                                  \
+      va__[r__] = (expr_a);                                                                   \
+      vb__[r__] = (expr_b);                                                                   \
+    }                                                                                         \
+    (a) = median(va__, reps);                                                                 \
+    (b) = median(vb__, reps);                                                                 \
+  } while (0)
+
 static int64_t N1 = 1000000;
 
 static void
@@ -574,12 +586,8 @@ w1_w3(void)
     printf("W1   Redis Streams: skipped (redis-server not installed)\n");
   }
   /* W3 reads what W1 wrote (the last repetition's stores). */
-  double vqc[TURNS], vac[TURNS];
-  for (int r = 0; r < TURNS; r++) {
-    vqc[r] = q7_consume_all(path_of("q7-w1"), N1);
-    vac[r] = raw_scan(path_of("raw-a"), N1);
-  }
-  double qc = median(vqc, TURNS), ac = median(vac, TURNS);
+  double qc, ac;
+  IN_TURNS(TURNS, qc, q7_consume_all(path_of("q7-w1"), N1), ac, raw_scan(path_of("raw-a"), N1));
   double sc = MED(sqlite_scan(path_of("sqlite"), N1));
   report("W3", "consume 1M in order, group consumer", "libq7", qc, "rec/s",
          "raw cursor (a)", ac, ">= 2x");
@@ -590,12 +598,9 @@ static void
 w2(void)
 {
   int64_t n = quick ? N1 / 5 : N1;
-  double vq[REPS], va[REPS];
-  for (int r = 0; r < REPS; r++) {
-    vq[r] = q7_write(path_of("q7-w2"), n, 1000, 1, VAL_LEN);
-    va[r] = raw_write_per_record(path_of("raw-w2"), n, 1000, 1, VAL_LEN);
-  }
-  double q = median(vq, REPS), a = median(va, REPS);
+  double q, a;
+  IN_TURNS(REPS, q, q7_write(path_of("q7-w2"), n, 1000, 1, VAL_LEN), a,
+           raw_write_per_record(path_of("raw-w2"), n, 1000, 1, VAL_LEN));
   report("W2", "produce, durable (sync=true), 1000/commit", "libq7", q, "rec/s",
          "raw LMDB (a) dur.", a, ">= 0.8x");
 }
@@ -604,12 +609,9 @@ static void
 w5(void)
 {
   int64_t n = quick ? 50000 : 200000;
-  double vq[REPS], vab[REPS];
-  for (int r = 0; r < REPS; r++) {
-    vq[r] = q7_write(path_of("q7-w5"), n, 1000, 0, 1024);
-    vab[r] = raw_write_batched(path_of("raw-w5"), n, 1000, 0, 1024);
-  }
-  double q = median(vq, REPS), ab = median(vab, REPS);
+  double q, ab;
+  IN_TURNS(REPS, q, q7_write(path_of("q7-w5"), n, 1000, 0, 1024), ab,
+           raw_write_batched(path_of("raw-w5"), n, 1000, 0, 1024));
   report("W5", "produce 1 KiB values, batches of 1000", "libq7", q * (24 + KEY_LEN + 1024) / 1e6,
          "MB/s", "raw batched (a')", ab * (24 + KEY_LEN + 1024) / 1e6, ">= 0.8x");
 }
@@ -706,12 +708,8 @@ static void
 w6(void)
 {
   int64_t n = quick ? N1 / 4 : N1;
-  double vone[TURNS], vtwo[TURNS];
-  for (int r = 0; r < TURNS; r++) {
-    vone[r] = w6_run(1, n);
-    vtwo[r] = w6_run(2, n);
-  }
-  double one = median(vone, TURNS), two = median(vtwo, TURNS);
+  double one, two;
+  IN_TURNS(TURNS, one, w6_run(1, n), two, w6_run(2, n));
   report("W6", "two partitions by two threads, sync=false", "libq7", two, "rec/s",
          "one partition", one, ">= 1.8x");
 }
@@ -760,12 +758,8 @@ static void
 w7(void)
 {
   int per = quick ? 100 : 250;
-  double vone[TURNS], veight[TURNS];
-  for (int r = 0; r < TURNS; r++) {
-    vone[r] = w7_run(1, per * 8);
-    veight[r] = w7_run(8, per);
-  }
-  double one = median(vone, TURNS), eight = median(veight, TURNS);
+  double one, eight;
+  IN_TURNS(TURNS, one, w7_run(1, per * 8), eight, w7_run(8, per));
   report("W7", "8 threads send_sync, sync=true (group commit)", "libq7", eight, "rec/s",
          "one thread", one, ">= 5x");
 }
