@@ -365,14 +365,15 @@ pe_grow(q7__pe *pe, size_t seen, bool over_cap)
   return rc;
 }
 
-/* True when @txn is the write transaction right after this process's own
- * last append (LMDB's next txn id: nothing else committed since, in any
- * process); *e, if not NULL, then gets the log's ends that append left. */
+/* True when nothing committed, in any process, between this process's own
+ * last append and @txn: a @write transaction has the next txn id, a read
+ * transaction that of the append.  *e, if not NULL, then gets the log's
+ * ends that append left. */
 static bool
-after_own_append(q7__pe *pe, MDB_txn *txn, q7__ends *e)
+after_own_append(q7__pe *pe, MDB_txn *txn, bool write, q7__ends *e)
 {
   pthread_mutex_lock(&pe->ends_mu);
-  bool ours = pe->ends_txn && mdb_txn_id(txn) == pe->ends_txn + 1;
+  bool ours = pe->ends_txn && mdb_txn_id(txn) == pe->ends_txn + (write ? 1 : 0);
   if (ours && e)
     *e = pe->ends;
   pthread_mutex_unlock(&pe->ends_mu);
@@ -380,12 +381,12 @@ after_own_append(q7__pe *pe, MDB_txn *txn, q7__ends *e)
 }
 
 static int
-check_deleted(q7__pe *pe, MDB_txn *txn)
+check_deleted(q7__pe *pe, MDB_txn *txn, bool write)
 {
   MDB_val v;
   /* Right after this process's own append nothing can have marked it: a
    * topic delete marks it in a transaction of its own. */
-  if (after_own_append(pe, txn, NULL))
+  if (after_own_append(pe, txn, write, NULL))
     return Q7_OK;
   if (mdb_get(txn, pe->meta, (MDB_val *)K_DELETED, &v) == 0)
     return q7__err(Q7_ENOENT, "topic %s was deleted", pe->topic);
@@ -573,7 +574,7 @@ q7__pe_write_ex(q7__pe *pe, int (*fn)(q7__pe *pe, MDB_txn *txn, void *arg), void
       return q7__mdb_err(rc, pe->path);
     }
     preallocate(pe, &info);
-    if ((rc = check_deleted(pe, txn)) == Q7_OK && (rc = check_linked(pe)) == Q7_OK &&
+    if ((rc = check_deleted(pe, txn, true)) == Q7_OK && (rc = check_linked(pe)) == Q7_OK &&
         (rc = fn(pe, txn, arg)) == Q7_OK) {
       if ((rc = mdb_txn_commit(txn)) && rc != MDB_MAP_FULL)
         rc = commit_err(pe, rc);
@@ -609,7 +610,7 @@ append_fn(q7__pe *pe, MDB_txn *txn, void *arg)
   append_arg *a = arg;
   q7__ends e;
   int rc;
-  if (!after_own_append(pe, txn, &e) && (rc = q7__pe_ends(pe, txn, &e)))
+  if (!after_own_append(pe, txn, true, &e) && (rc = q7__pe_ends(pe, txn, &e)))
     return rc;
   unsigned char kb[Q7__KEY_LEN];
   int64_t tmax = e.empty || a->b->max_ts > e.tmax ? a->b->max_ts : e.tmax;
@@ -795,7 +796,7 @@ q7__pe_read_end(q7__pe *pe, MDB_txn *txn)
 int
 q7__pe_offsets(q7__pe *pe, MDB_txn *txn, int64_t *log_start, int64_t *hw)
 {
-  int rc = check_deleted(pe, txn);
+  int rc = check_deleted(pe, txn, false);
   if (!rc)
     rc = pe_ends(pe, txn, log_start, hw);
   /* Consumers see only what every in-sync replica holds. */

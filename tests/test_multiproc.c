@@ -859,6 +859,40 @@ child_del_producer(void *arg)
   return rc == Q7_ENOENT ? 0 : 10 + (rc < 0 ? -rc : rc);
 }
 
+/* The same in a process that produces and consumes: its poll, whose read
+ * transaction is the one right after another process's single commit (the
+ * deletion), must not take that commit for its own append. */
+static int
+child_del_consumer(void *arg)
+{
+  del_arg *a = arg;
+  q7 *cq;
+  q7_topic *t;
+  q7_producer *p;
+  q7_consumer *c;
+  if (q7_open(&cq, dir, NULL) || q7_topic_open(cq, "t", &t) || q7_producer_new(cq, NULL, &p) ||
+      q7_consumer_new(cq, NULL, NULL, &c) || q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING))
+    return 2;
+  q7_msg m = { .topic = t, .partition = 0, .value = "x", .value_len = 1 };
+  if (q7_producer_send_sync(p, &m, NULL, NULL))
+    return 3;
+  q7_record r[4];
+  if (q7_consumer_poll(c, r, 4, 5000) != 1)
+    return 4;
+  if (!write_full(a->ready_wfd, "r", 1))
+    return 5;
+  char g;
+  if (!read_full(a->go_rfd, &g, 1, 30000))
+    return 6;
+  int rc = q7_consumer_poll(c, r, 4, 0);
+  bool named = rc < 0 && strstr(q7_last_error(), "deleted");
+  q7_consumer_close(c);
+  q7_producer_close(p);
+  q7_topic_close(t);
+  q7_close(cq);
+  return rc == Q7_ENOENT && named ? 0 : rc < 0 ? 10 - rc : 40 + rc;
+}
+
 static int
 child_delete(void *arg)
 {
@@ -871,24 +905,41 @@ child_delete(void *arg)
   return rc ? 3 : 0;
 }
 
-Test(multiproc, an_append_after_another_process_deleted_the_topic_is_enoent, .init = setup,
-     .fini = teardown, .timeout = 120)
+/* Run @child, let another process delete "t", then tell @child to go on;
+ * its exit status. */
+static int
+deleted_under(int (*child)(void *))
 {
   create_topic_in_child("t", 1);
   int ready[2], go[2];
   cr_assert_eq(pipe(ready), 0);
   cr_assert_eq(pipe(go), 0);
   del_arg a = { ready[1], go[0] };
-  int kp = spawn(child_del_producer, &a);
+  int kp = spawn(child, &a);
   char c;
-  cr_assert(read_full(ready[0], &c, 1, 60000), "the producer did not append");
+  cr_assert(read_full(ready[0], &c, 1, 60000), "the child did not append");
   cr_assert_eq(reap(spawn(child_delete, NULL), 60000), 0, "deleting the topic failed");
   cr_assert(write_full(go[1], "g", 1));
   int rc = reap(kp, 60000);
-  cr_assert_eq(rc, 0, "the append after the delete: exit %d (0: Q7_ENOENT; 10+n: error -n)",
-               rc);
   for (int i = 0; i < 2; i++) {
     close(ready[i]);
     close(go[i]);
   }
+  return rc;
+}
+
+Test(multiproc, an_append_after_another_process_deleted_the_topic_is_enoent, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+  int rc = deleted_under(child_del_producer);
+  cr_assert_eq(rc, 0, "the append after the delete: exit %d (0: Q7_ENOENT; 10+n: error -n)",
+               rc);
+}
+
+Test(multiproc, a_poll_after_another_process_deleted_the_topic_is_enoent, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+  int rc = deleted_under(child_del_consumer);
+  cr_assert_eq(rc, 0, "the poll after the delete: exit %d (0: Q7_ENOENT naming the deletion; "
+               "10+n: error -n; 40+n: n records)", rc);
 }
