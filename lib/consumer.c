@@ -34,6 +34,12 @@ q7_consumer_new(q7 *q, const char *group, const q7_conf *conf, q7_consumer **out
     c->rebalance_cb = conf->rb_cb;
     c->rebalance_arg = conf->rb_arg;
   }
+  int64_t ahead = q7__conf_int(conf, Q7K_FETCH_AHEAD_BYTES);
+  if (ahead && (rc = q7__ahead_new((size_t)ahead, &c->ahead))) {
+    free(c->group);
+    free(c);
+    return rc;
+  }
   q7__handle_ref(q, 1);
   *out = c;
   return Q7_OK;
@@ -146,6 +152,7 @@ q7__consumer_drop(q7_consumer *c, size_t i, bool commit)
   if (a->rtxn)
     q7__pe_read_end(a->pe, a->rtxn);
   q7__arena_free(&a->arena);
+  q7__ahead_forget(c->ahead, a->pe);
   q7_topic_close(a->t);
   c->as[i] = c->as[--c->n_as];
   return rc;
@@ -259,6 +266,8 @@ fetch(q7_consumer *c, q7_record *out, size_t max)
       a->rtxn = txn;
       a->position += rc;
       n += (size_t)rc;
+      if (c->ahead)
+        q7__ahead_note(c->ahead, a->pe, a->position);
       continue;
     }
     if (txn)
@@ -413,6 +422,8 @@ q7_consumer_close(q7_consumer *c)
     return Q7_OK;
   int rc = Q7_OK;
   release_reads(c);
+  q7__ahead_free(c->ahead);
+  c->ahead = NULL;
   if (c->sub_topic && c->rebalance_cb && c->n_as) {
     int32_t *parts = malloc(c->n_as * sizeof *parts);
     for (size_t i = 0; parts && i < c->n_as; i++)

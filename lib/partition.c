@@ -279,6 +279,15 @@ fail:
 }
 
 void
+q7__pe_hold(q7__pe *pe)
+{
+  pthread_mutex_lock(&pe->q->lock);
+  if (pe->refs++ == 0)
+    pe->q->idle--;
+  pthread_mutex_unlock(&pe->q->lock);
+}
+
+void
 q7__pe_put(q7__pe *pe)
 {
   if (!pe)

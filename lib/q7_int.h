@@ -59,6 +59,7 @@ enum q7__key {
   /* consumer */
   Q7K_AUTO_OFFSET_RESET, Q7K_ENABLE_AUTO_COMMIT, Q7K_AUTO_COMMIT_MS,
   Q7K_MAX_POLL_RECORDS, Q7K_SESSION_TIMEOUT_MS, Q7K_HEARTBEAT_MS, Q7K_ASSIGNMENT_STRATEGY,
+  Q7K_FETCH_AHEAD_BYTES,
   Q7K__COUNT
 };
 
@@ -455,6 +456,8 @@ typedef struct q7__pe {
 Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,
                           bool create, q7__pe **out);
 Q7__HIDDEN void q7__pe_put(q7__pe *pe);
+/* One more reference to @pe, which the caller knows is referenced. */
+Q7__HIDDEN void q7__pe_hold(q7__pe *pe);
 /* Close the idle environments of @topic (before deleting it). */
 Q7__HIDDEN void q7__pe_drop_idle(struct q7 *q, const char *topic);
 /* Free an env that no handle uses (q7_close, topic delete). */
@@ -756,11 +759,26 @@ struct q7_consumer {
   int64_t next_live_check;        /* monotonic ms: look at other members' pids */
   q7_rebalance_cb *rebalance_cb;
   void *rebalance_arg;
+  struct q7__ahead *ahead;        /* fetch.ahead.bytes > 0: the helper */
 };
 
 Q7__HIDDEN int q7__consumer_take(struct q7_consumer *c, struct q7_topic *t, int32_t partition,
                                  int64_t offset);
 Q7__HIDDEN int q7__consumer_drop(struct q7_consumer *c, size_t i, bool commit);
 Q7__HIDDEN int q7__consumer_resolve(struct q7_consumer *c, q7__assign *a, int64_t offset);
+
+/* -------------------------------------------------------------- ahead.c */
+
+/* A consumer's fetch-ahead helper: a thread, started at the first note,
+ * that maps up to @window bytes of each noted partition's log past the
+ * consumer's position. */
+typedef struct q7__ahead q7__ahead;
+Q7__HIDDEN int q7__ahead_new(size_t window, q7__ahead **out);
+/* The consumer's position in @pe, after a read. */
+Q7__HIDDEN void q7__ahead_note(q7__ahead *h, q7__pe *pe, int64_t position);
+/* Before the consumer lets go of @pe (NULL @h: nothing). */
+Q7__HIDDEN void q7__ahead_forget(q7__ahead *h, const q7__pe *pe);
+/* Stop and join the thread; free (NULL: nothing). */
+Q7__HIDDEN void q7__ahead_free(q7__ahead *h);
 
 #endif /* Q7_INT_H */

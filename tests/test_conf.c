@@ -82,6 +82,7 @@ static const struct {
   { "session.timeout.ms", "45000" },
   { "heartbeat.interval.ms", "3000" },
   { "partition.assignment.strategy", "range" },
+  { "fetch.ahead.bytes", "0" },
 };
 #define N_DEFAULTS (sizeof defaults / sizeof defaults[0])
 

@@ -787,18 +787,19 @@ child_flip(void *arg)
 static int
 child_poll_corrupt(void *arg)
 {
-  int mode = *(int *)arg; /* 0: assign; 1: subscribe in a group */
+  int mode = *(int *)arg; /* 0: assign; 1: subscribe in a group; 2: assign, fetch.ahead */
   q7 *q;
   q7_consumer *c;
   q7_conf *cf = q7_conf_new();
   int rc;
   WCHECK(cf && !q7_conf_set(cf, "auto.offset.reset", "earliest") &&
-             !q7_conf_set(cf, "enable.auto.commit", "false"),
+             !q7_conf_set(cf, "enable.auto.commit", "false") &&
+             !q7_conf_set(cf, "fetch.ahead.bytes", mode == 2 ? "1048576" : "0"),
          "conf");
   WCHECK(!(rc = q7_open(&q, dir, NULL)) &&
-             !(rc = q7_consumer_new(q, mode ? "g" : NULL, cf, &c)),
+             !(rc = q7_consumer_new(q, mode == 1 ? "g" : NULL, cf, &c)),
          "consumer: %s", q7_last_error());
-  if (mode)
+  if (mode == 1)
     WCHECK(!(rc = q7_consumer_subscribe(c, "t")), "subscribe: %s", q7_last_error());
   else
     WCHECK(!(rc = q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING)), "assign: %s",
@@ -872,6 +873,13 @@ Test(hostile, poll_of_a_group_member_over_a_flipped_byte_is_ecorrupt_naming_the_
 {
   corrupt_batch_one();
   assert_poll_reports_offset_1(1);
+}
+
+Test(hostile, poll_with_fetch_ahead_over_a_flipped_byte_is_ecorrupt_naming_the_offset)
+{
+  /* The helper maps the corrupt batch first; poll still checks it. */
+  corrupt_batch_one();
+  assert_poll_reports_offset_1(2);
 }
 
 Test(hostile, poll_delivers_the_intact_records_before_a_corrupt_batch)

@@ -1,8 +1,8 @@
 /* threads.c - every thread libq7 runs, at once, for ThreadSanitizer:
  * send_sync from several threads (group commit), a batching producer
  * (send and send_batch) and its linger thread, group consumers
- * rebalancing in threads, a consumer woken by commits, the background
- * retention sweeper, mirror replication
+ * rebalancing in threads (each with its fetch-ahead helper), a consumer
+ * woken by commits, the background retention sweeper, mirror replication
  * (worker threads, replication thread, watchdog), and status reports.
  * Criterion cannot start under TSan (its BoxFort arena), hence this
  * standalone driver.   usage: threads DIR [SECONDS]
@@ -128,6 +128,7 @@ member_thread(void *arg)
   q7_conf_set(cc, "auto.offset.reset", "earliest");
   q7_conf_set(cc, "session.timeout.ms", "2000");
   q7_conf_set(cc, "heartbeat.interval.ms", "50");
+  q7_conf_set(cc, "fetch.ahead.bytes", "1048576"); /* and each member's helper */
   q7_conf_set_rebalance_cb(cc, rebalanced, NULL);
   for (int r = 0; r < rounds && !stop; r++) { /* join, consume, leave: rebalances */
     if ((rc = q7_consumer_new(q, "g", cc, &c)) || (rc = q7_consumer_subscribe(c, "t"))) {

@@ -1,0 +1,360 @@
+/* test_ahead.c - fetch.ahead.bytes: a consumer's helper thread maps the log
+ * ahead of the position.  It maps what it should and no more, it never
+ * changes what poll returns (order, values, seeks, rebalances, unassign,
+ * deleted topics), and it stops with the consumer at any moment. */
+#include "helpers.h"
+#include "fixture.h"
+#include "proc.h"
+#include "kids.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define MiB (1024 * 1024)
+#define VLEN 2000
+
+static q7_consumer *
+consumer_make(const char *group, const char *ahead)
+{
+  q7_conf *c = q7_conf_new();
+  q7_consumer *k;
+  Q7_OK_OR_FAIL(q7_conf_set(c, "auto.offset.reset", "earliest"));
+  Q7_OK_OR_FAIL(q7_conf_set(c, "enable.auto.commit", "false"));
+  if (ahead)
+    Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", ahead));
+  Q7_OK_OR_FAIL(q7_consumer_new(q, group, c, &k));
+  q7_conf_destroy(c);
+  return k;
+}
+
+/* @n records of VLEN bytes into @part of @topic, from offset @from: the
+ * offset in the first 8 bytes, then a letter of it. */
+static void
+produce(const char *topic, int32_t part, int64_t from, int64_t n)
+{
+  q7_topic *t;
+  q7_producer *p;
+  q7_conf *c = q7_conf_new();
+  Q7_OK_OR_FAIL(q7_conf_set(c, "batch.size", "262144"));
+  Q7_OK_OR_FAIL(q7_conf_set(c, "linger.ms", "600000"));
+  Q7_OK_OR_FAIL(q7_topic_open(q, topic, &t));
+  Q7_OK_OR_FAIL(q7_producer_new(q, c, &p));
+  q7_conf_destroy(c);
+  static char v[VLEN];
+  for (int64_t i = from; i < from + n; i++) {
+    memset(v, 'a' + (int)(i % 26), sizeof v);
+    memcpy(v, &i, sizeof i);
+    q7_msg m = { .topic = t, .partition = part, .value = v, .value_len = sizeof v };
+    Q7_OK_OR_FAIL(q7_producer_send(p, &m));
+  }
+  Q7_OK_OR_FAIL(q7_producer_close(p));
+  q7_topic_close(t);
+}
+
+static void
+check_record(const q7_record *r, int64_t want)
+{
+  int64_t got;
+  cr_assert_eq(r->offset, want, "partition %d: offset %lld, want %lld", (int)r->partition,
+               (long long)r->offset, (long long)want);
+  cr_assert_eq(r->value_len, VLEN);
+  memcpy(&got, r->value, sizeof got);
+  cr_assert_eq(got, want, "offset %lld holds record %lld", (long long)want, (long long)got);
+  cr_assert_eq(((const char *)r->value)[VLEN - 1], 'a' + (int)(want % 26));
+}
+
+/* Poll @c until @n records of each of @parts partitions came, each in
+ * order from @from[p]; the next offsets go back into @from. */
+static void
+read_all(q7_consumer *c, int32_t parts, int64_t *from, int64_t n, size_t max)
+{
+  q7_record r[512];
+  int64_t got = 0, want = n * parts;
+  for (int polls = 0; got < want && polls < 200000; polls++) {
+    size_t room = (size_t)(want - got) < max ? (size_t)(want - got) : max;
+    int k = q7_consumer_poll(c, r, room, 1000);
+    cr_assert_geq(k, 0, "poll -> %d (%s)", k, q7_last_error());
+    for (int i = 0; i < k; i++)
+      check_record(&r[i], from[r[i].partition]++);
+    got += k;
+  }
+  cr_assert_eq(got, want, "read %lld of %lld", (long long)got, (long long)want);
+}
+
+/* Bytes of this process's map of @path that are in its page tables. */
+static long
+mapped_kb(const char *path)
+{
+  FILE *f = fopen("/proc/self/smaps", "r");
+  cr_assert(f, "/proc/self/smaps");
+  char line[4096];
+  long kb = 0;
+  bool in = false;
+  while (fgets(line, sizeof line, f)) {
+    size_t len = strlen(line);
+    if (len && line[len - 1] == '\n')
+      line[--len] = 0;
+    if (strchr(line, '-') && strchr(line, ' ') && strchr(line, '-') < strchr(line, ' ') &&
+        !strncmp(line + strcspn(line, " "), " r", 2)) {
+      in = len >= strlen(path) && !strcmp(line + len - strlen(path), path);
+      continue;
+    }
+    long v;
+    if (in && sscanf(line, "Rss: %ld kB", &v) == 1)
+      kb += v;
+  }
+  fclose(f);
+  return kb;
+}
+
+/* Wait (at most 10 s) until @path has @kb mapped; what is mapped then. */
+static long
+wait_mapped(const char *path, long kb)
+{
+  long now = mapped_kb(path);
+  for (int64_t end = mono_ms() + 10000; now < kb && mono_ms() < end; now = mapped_kb(path))
+    sleep_ms(5);
+  return now;
+}
+
+static char *
+data_path(const char *topic, int part)
+{
+  static char p[4096];
+  snprintf(p, sizeof p, "%s/topics/%s/%d/data.mdb", dir, topic, part);
+  return p;
+}
+
+static void
+teardown_kids(void)
+{
+  kids_kill_all();
+  teardown();
+}
+
+/* ====================================================================== */
+
+Test(ahead, conf_takes_bytes_and_refuses_the_rest)
+{
+  q7_conf *c = q7_conf_new();
+  char buf[32];
+  size_t len = sizeof buf;
+  Q7_OK_OR_FAIL(q7_conf_get(c, "fetch.ahead.bytes", buf, &len));
+  cr_assert_str_eq(buf, "0", "off unless asked for");
+  Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", "67108864"));
+  Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", "1099511627776"));
+  const char *bad[] = { "-1", "1099511627777", "lots", "", "1.5" };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    Q7_FAILS_WITH(Q7_EINVAL, q7_conf_set(c, "fetch.ahead.bytes", bad[i]));
+    cr_assert(strstr(q7_last_error(), "fetch.ahead.bytes"), "%s: %s", bad[i], q7_last_error());
+  }
+  q7_conf_destroy(c);
+}
+
+Test(ahead, maps_the_window_past_the_position_and_no_more, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 16000); /* 32 MB */
+  const char *path = data_path("t", 0);
+
+  /* Without the helper, a poll of one record maps little. */
+  q7_consumer *plain = consumer_make(NULL, NULL);
+  Q7_OK_OR_FAIL(q7_consumer_assign(plain, "t", 0, Q7_OFFSET_BEGINNING));
+  q7_record r[512];
+  cr_assert_eq(q7_consumer_poll(plain, r, 1, 1000), 1);
+  check_record(&r[0], 0);
+  long base = mapped_kb(path);
+  sleep_ms(100);
+  cr_assert_lt(mapped_kb(path), 2048, "no helper, yet %ld kB mapped", mapped_kb(path));
+  Q7_OK_OR_FAIL(q7_consumer_close(plain));
+
+  /* With an 8 MiB window, the helper maps about 8 MiB past the position. */
+  q7_consumer *c = consumer_make(NULL, "8388608");
+  Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+  cr_assert_eq(q7_consumer_poll(c, r, 1, 1000), 1);
+  check_record(&r[0], 0);
+  long kb = wait_mapped(path, base + 7 * 1024);
+  cr_assert_geq(kb, base + 7 * 1024, "the helper mapped %ld kB, want about 8 MiB", kb);
+  sleep_ms(200);
+  kb = mapped_kb(path);
+  /* The window, one batch past it and the kernel's fault-around. */
+  cr_assert_leq(kb, base + 8 * 1024 + 256 + 64 + 64, "mapped %ld kB: past the window", kb);
+
+  /* It follows the position: read 16 MB, and the window moves with it. */
+  int64_t from[1] = { 1 };
+  read_all(c, 1, from, 8000 - 1, 512);
+  kb = wait_mapped(path, 23 * 1024);
+  cr_assert_geq(kb, 23 * 1024, "after reading 16 MB, %ld kB mapped", kb);
+  /* ... and to the end, where it stops. */
+  read_all(c, 1, from, 8000, 512);
+  cr_assert_eq(q7_consumer_poll(c, r, 512, 0), 0);
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+}
+
+Test(ahead, reads_what_a_consumer_without_it_reads, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+  /* Two partitions, a small window (full and refilled often), polls that
+   * start and stop inside batches, and records produced while reading. */
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 2, NULL));
+  produce("t", 0, 0, 3000);
+  produce("t", 1, 0, 2000);
+  const char *windows[] = { NULL, "1", "300000", "4194304" };
+  for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+    q7_consumer *c = consumer_make(NULL, windows[w]);
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 1, Q7_OFFSET_BEGINNING));
+    int64_t from[2] = { 0, 0 };
+    read_all(c, 1, from, 1000, 37); /* 1000 records, in all, of either */
+    from[0] = from[1] = 0;
+    Q7_OK_OR_FAIL(q7_consumer_seek(c, "t", 0, 0));
+    Q7_OK_OR_FAIL(q7_consumer_seek(c, "t", 1, 0));
+    read_all(c, 2, from, 2000, 512);
+    produce("t", 1, 2000 + (int64_t)w * 500, 500);
+    q7_record r[512];
+    int k;
+    for (int polls = 0; polls < 10000 && (k = q7_consumer_poll(c, r, 101, 0)) != 0; polls++) {
+      cr_assert_gt(k, 0, "poll -> %d (%s)", k, q7_last_error());
+      for (int i = 0; i < k; i++)
+        check_record(&r[i], from[r[i].partition]++);
+    }
+    cr_assert_eq(from[0], 3000);
+    cr_assert_eq(from[1], 2500 + (int64_t)w * 500);
+    /* Back to the start: the helper's progress is void, not trusted. */
+    Q7_OK_OR_FAIL(q7_consumer_seek(c, "t", 0, 10));
+    from[0] = 10;
+    k = q7_consumer_poll(c, r, 512, 1000);
+    cr_assert_gt(k, 0, "poll after seek: %d (%s)", k, q7_last_error());
+    for (int i = 0; i < k; i++)
+      if (r[i].partition == 0)
+        check_record(&r[i], from[0]++);
+    Q7_OK_OR_FAIL(q7_consumer_close(c));
+    from[0] = from[1] = 0;
+    c = consumer_make(NULL, windows[w]); /* then the whole log, fresh */
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 1, Q7_OFFSET_BEGINNING));
+    int64_t end1 = 2500 + (int64_t)w * 500;
+    int64_t total = 0;
+    for (int polls = 0; total < 3000 + end1 && polls < 100000; polls++) {
+      k = q7_consumer_poll(c, r, 512, 1000);
+      cr_assert_geq(k, 0, "poll -> %d (%s)", k, q7_last_error());
+      for (int i = 0; i < k; i++)
+        check_record(&r[i], from[r[i].partition]++);
+      total += k;
+    }
+    cr_assert_eq(total, 3000 + end1);
+    Q7_OK_OR_FAIL(q7_consumer_close(c));
+  }
+}
+
+Test(ahead, unassign_and_group_rebalance_while_it_maps, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 4, NULL));
+  for (int p = 0; p < 4; p++)
+    produce("t", p, 0, 1500);
+  /* Manual assignment: let a partition go while the helper works on it. */
+  q7_consumer *c = consumer_make(NULL, "67108864");
+  for (int p = 0; p < 4; p++)
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", p, Q7_OFFSET_BEGINNING));
+  q7_record r[512];
+  for (int round = 0; round < 20; round++) {
+    int k = q7_consumer_poll(c, r, 64, 1000);
+    cr_assert_gt(k, 0, "poll -> %d (%s)", k, q7_last_error());
+    int32_t p = round % 4;
+    Q7_OK_OR_FAIL(q7_consumer_unassign(c, "t", p));
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", p, Q7_OFFSET_BEGINNING));
+  }
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+
+  /* A group: a second member joins halfway and leaves; every record is
+   * read, in order per partition, and none twice. */
+  q7_consumer *a = consumer_make("g", "67108864"), *b = consumer_make("g", "1048576");
+  Q7_OK_OR_FAIL(q7_consumer_subscribe(a, "t"));
+  int64_t from[4] = { 0, 0, 0, 0 }, got = 0;
+  bool b_in = false, b_out = false;
+  for (int polls = 0; got < 6000 && polls < 100000; polls++) {
+    int k = q7_consumer_poll(a, r, 200, 100);
+    cr_assert_geq(k, 0, "a: poll -> %d (%s)", k, q7_last_error());
+    for (int i = 0; i < k; i++)
+      check_record(&r[i], from[r[i].partition]++);
+    got += k;
+    if (b_in && !b_out) {
+      k = q7_consumer_poll(b, r, 200, 100);
+      cr_assert_geq(k, 0, "b: poll -> %d (%s)", k, q7_last_error());
+      for (int i = 0; i < k; i++)
+        check_record(&r[i], from[r[i].partition]++);
+      got += k;
+      if (k > 0) {
+        Q7_OK_OR_FAIL(q7_consumer_commit(b));
+        Q7_OK_OR_FAIL(q7_consumer_commit(a));
+        Q7_OK_OR_FAIL(q7_consumer_close(b)); /* right after a poll: the helper is busy */
+        b = NULL;
+        b_out = true;
+      }
+    }
+    if (!b_in && got > 1000) {
+      Q7_OK_OR_FAIL(q7_consumer_commit(a));
+      Q7_OK_OR_FAIL(q7_consumer_subscribe(b, "t"));
+      b_in = true;
+    }
+  }
+  cr_assert(b_out, "the second member never read");
+  cr_assert_eq(got, 6000, "read %lld of 6000", (long long)got);
+  Q7_OK_OR_FAIL(q7_consumer_close(b));
+  Q7_OK_OR_FAIL(q7_consumer_close(a));
+}
+
+Test(ahead, closes_at_any_moment, .init = setup, .fini = teardown, .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 4000);
+  q7_record r[8];
+  for (int i = 0; i < 50; i++) {
+    q7_consumer *c = consumer_make(NULL, i % 2 ? "1048576" : "1073741824");
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, (int64_t)(i * 61) % 4000));
+    if (i % 5) /* a few close before the helper ever starts */
+      cr_assert_gt(q7_consumer_poll(c, r, 8, 1000), 0, "%s", q7_last_error());
+    if (i % 3 == 0)
+      sleep_ms(i % 7);
+    Q7_OK_OR_FAIL(q7_consumer_close(c));
+  }
+}
+
+static int
+delete_t(void *arg)
+{
+  (void)arg;
+  q7 *q2;
+  if (q7_open(&q2, dir, NULL))
+    return 1;
+  int rc = q7_topic_delete(q2, "t");
+  q7_close(q2);
+  return rc ? 2 : 0;
+}
+
+Test(ahead, deleted_topic_under_it, .init = setup, .fini = teardown_kids, .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 4000);
+  q7_consumer *c = consumer_make(NULL, "67108864");
+  Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+  q7_record r[64];
+  cr_assert_eq(q7_consumer_poll(c, r, 64, 1000), 64);
+  /* Deleted by another process (this one has it open: Q7_EBUSY here). */
+  cr_assert_eq(reap(spawn(delete_t, NULL), 30000), 0, "the child could not delete t");
+  int rc = q7_consumer_poll(c, r, 64, 100);
+  cr_assert_eq(rc, Q7_ENOENT, "poll of a deleted topic: %d (%s)", rc, q7_last_error());
+  cr_assert(strstr(q7_last_error(), "t"), "%s", q7_last_error());
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+  /* The same name again, new records: read from the start. */
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 1000);
+  c = consumer_make(NULL, "67108864");
+  Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+  int64_t from[1] = { 0 };
+  read_all(c, 1, from, 1000, 512);
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+}
