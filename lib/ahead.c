@@ -10,9 +10,9 @@
  * for a correct read.  Its errors are ignored: poll meets the same ones
  * and reports them.
  *
- * The helper knows partitions by their environment, one slot each, which
- * poll fills in (q7__ahead_note) and the consumer empties before it lets
- * go of the partition (q7__ahead_forget).  While it works on a partition
+ * The helper knows partitions by their environment, one slot each (at most
+ * SLOTS), which poll fills in (q7__ahead_note) and the consumer empties
+ * before it lets go of the partition (q7__ahead_forget).  While it works on a partition
  * the helper holds a reference of its own, so a slot forgotten meanwhile
  * costs nothing but the rest of that step.  It sleeps when every slot is
  * full or at its log's end, until poll moves a position.
@@ -25,6 +25,9 @@
 /* Mapped per step, between two looks at the slots: short read
  * transactions, so that a map resize in this process never waits long. */
 #define STEP_BYTES (4u << 20)
+/* Partitions mapped ahead at once; a consumer assigned more has the first
+ * it reads from mapped ahead, until it lets some go. */
+#define SLOTS 64
 
 typedef struct slot {
   q7__pe *pe;
@@ -40,8 +43,8 @@ struct q7__ahead {
   pthread_t th;
   bool tried, started, stop, waiting;
   size_t window, page;
-  slot *s;
-  size_t n, cap, rr;
+  slot s[SLOTS];
+  size_t n, rr;
 };
 
 int
@@ -174,14 +177,8 @@ q7__ahead_note(q7__ahead *h, q7__pe *pe, int64_t position)
   pthread_mutex_lock(&h->mu);
   slot *s = find(h, pe);
   if (!s) {
-    if (h->n == h->cap) {
-      size_t cap = h->cap ? 2 * h->cap : 8;
-      slot *ns = realloc(h->s, cap * sizeof *ns);
-      if (!ns)
-        goto out; /* no read-ahead for this one: poll works without it */
-      h->s = ns;
-      h->cap = cap;
-    }
+    if (h->n == SLOTS)
+      goto out;
     s = &h->s[h->n++];
     *s = (slot){ pe, position, position, 0, false };
   }
@@ -229,6 +226,5 @@ q7__ahead_free(q7__ahead *h)
     pthread_join(h->th, NULL);
   pthread_mutex_destroy(&h->mu);
   pthread_cond_destroy(&h->cv);
-  free(h->s);
   free(h);
 }

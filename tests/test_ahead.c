@@ -9,6 +9,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #define MiB (1024 * 1024)
@@ -357,4 +363,149 @@ Test(ahead, deleted_topic_under_it, .init = setup, .fini = teardown_kids, .timeo
   int64_t from[1] = { 0 };
   read_all(c, 1, from, 1000, 512);
   Q7_OK_OR_FAIL(q7_consumer_close(c));
+}
+
+Test(ahead, maps_at_most_64_partitions_and_takes_more_as_others_go, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+  enum { P = 70, N = 600 }; /* 1.2 MB a partition; a poll maps its first 256 kB batch */
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", P, NULL));
+  for (int p = 0; p < P; p++)
+    produce("t", p, 0, N);
+  q7_consumer *c = consumer_make(NULL, "1048576");
+  for (int p = 0; p < P; p++)
+    Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", p, Q7_OFFSET_BEGINNING));
+  /* One record of each partition: each poll takes the next partition. */
+  int64_t from[P] = { 0 };
+  q7_record r[1];
+  for (int i = 0; i < P; i++) {
+    cr_assert_eq(q7_consumer_poll(c, r, 1, 1000), 1, "%s", q7_last_error());
+    check_record(&r[0], from[r[0].partition]++);
+  }
+  for (int p = 0; p < P; p++)
+    cr_assert_eq(from[p], 1, "partition %d: %lld records", p, (long long)from[p]);
+  /* Mapped ahead: the whole log of 64 of them, no more. */
+  int full = 0;
+  bool ahead[P];
+  for (int64_t end = mono_ms() + 10000; mono_ms() < end; sleep_ms(10)) {
+    full = 0;
+    for (int p = 0; p < P; p++)
+      full += (ahead[p] = mapped_kb(data_path("t", p)) >= 700);
+    if (full >= 64)
+      break;
+  }
+  cr_assert_eq(full, 64, "%d partitions mapped ahead, want 64", full);
+  sleep_ms(100);
+  full = 0;
+  for (int p = 0; p < P; p++)
+    full += mapped_kb(data_path("t", p)) >= 700;
+  cr_assert_eq(full, 64, "then %d partitions mapped ahead", full);
+  /* Let 10 of them go: the 6 left out get slots at their next read. */
+  int gone = 0;
+  for (int p = 0; p < P && gone < 10; p++)
+    if (ahead[p]) {
+      Q7_OK_OR_FAIL(q7_consumer_unassign(c, "t", p));
+      from[p] = N; /* not read again */
+      gone++;
+    }
+  for (int i = 0; i < P - 10; i++) {
+    cr_assert_eq(q7_consumer_poll(c, r, 1, 1000), 1, "%s", q7_last_error());
+    check_record(&r[0], from[r[0].partition]++);
+  }
+  for (int64_t end = mono_ms() + 10000; mono_ms() < end; sleep_ms(10)) {
+    full = 0;
+    for (int p = 0; p < P; p++)
+      full += !ahead[p] && mapped_kb(data_path("t", p)) >= 700;
+    if (full == P - 64)
+      break;
+  }
+  cr_assert_eq(full, P - 64, "%d of the %d left out were mapped after others went", full,
+               P - 64);
+  /* And every record of the 60 still assigned reads intact. */
+  q7_record rr[512];
+  int64_t got = 0;
+  for (int polls = 0; got < 60 * (N - 2) && polls < 10000; polls++) {
+    int k = q7_consumer_poll(c, rr, 512, 1000);
+    cr_assert_geq(k, 0, "poll -> %d (%s)", k, q7_last_error());
+    for (int i = 0; i < k; i++)
+      check_record(&rr[i], from[rr[i].partition]++);
+    got += k;
+  }
+  cr_assert_eq(got, 60 * (N - 2));
+  cr_assert_eq(q7_consumer_poll(c, rr, 512, 0), 0);
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+}
+
+/* Make this process's thread creation fail as it would at a limit: clone
+ * and clone3 return EAGAIN (seccomp; no privilege needed). */
+static bool
+no_more_threads(void)
+{
+  struct sock_filter f[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __NR_clone3
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+#endif
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+  return !prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) &&
+         !prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+static int
+read_without_a_thread(void *arg)
+{
+  (void)arg;
+  q7 *q2;
+  q7_consumer *c;
+  q7_conf *sf = q7_conf_new(), *cf = q7_conf_new();
+  /* No retention thread: the only other thread would be the helper. */
+  if (!sf || q7_conf_set(sf, "retention.check.interval.ms", "0") || q7_open(&q2, dir, sf))
+    return 2;
+  q7_conf_destroy(sf);
+  if (!cf || q7_conf_set(cf, "fetch.ahead.bytes", "1048576") ||
+      q7_consumer_new(q2, NULL, cf, &c) || q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING))
+    return 3;
+  q7_conf_destroy(cf);
+  q7_record *r = malloc(512 * sizeof *r);
+  if (!r || !no_more_threads())
+    return 4;
+  int64_t next = 0;
+  for (int polls = 0; next < 2000 && polls < 1000; polls++) {
+    int k = q7_consumer_poll(c, r, 512, 1000);
+    if (k < 0)
+      return 6;
+    for (int i = 0; i < k; i++, next++) {
+      int64_t got;
+      memcpy(&got, r[i].value, sizeof got);
+      if (r[i].offset != next || got != next)
+        return 7;
+    }
+  }
+  if (next != 2000)
+    return 8;
+  char line[256];
+  int threads = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  while (f && fgets(line, sizeof line, f))
+    sscanf(line, "Threads: %d", &threads);
+  if (f)
+    fclose(f);
+  if (threads != 1)
+    return 9; /* the helper started after all: the test proves nothing */
+  free(r);
+  return q7_consumer_close(c) || q7_close(q2) ? 10 : 0;
+}
+
+Test(ahead, reads_as_without_it_when_its_thread_cannot_start, .init = setup,
+     .fini = teardown_kids, .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 2000);
+  int rc = reap(spawn(read_without_a_thread, NULL), 60000);
+  cr_assert_eq(rc, 0, "the child: exit %d (4: no seccomp; 9: its helper started anyway)", rc);
 }
