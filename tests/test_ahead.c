@@ -329,28 +329,42 @@ Test(ahead, closes_at_any_moment, .init = setup, .fini = teardown, .timeout = 12
   }
 }
 
+/* Deletes "t" when told to (a byte on its pipe), and says so (a byte back).
+ * Forked before the consumer starts its helper: a fork while another
+ * thread holds the allocator's lock can leave the child stuck. */
+static int go_pipe[2], done_pipe[2];
+
 static int
 delete_t(void *arg)
 {
   (void)arg;
+  char c;
+  if (!read_full(go_pipe[0], &c, 1, 60000))
+    return 1;
   q7 *q2;
   if (q7_open(&q2, dir, NULL))
-    return 1;
+    return 2;
   int rc = q7_topic_delete(q2, "t");
   q7_close(q2);
-  return rc ? 2 : 0;
+  return !rc && write_full(done_pipe[1], "d", 1) ? 0 : 3;
 }
 
 Test(ahead, deleted_topic_under_it, .init = setup, .fini = teardown_kids, .timeout = 120)
 {
   Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
   produce("t", 0, 0, 4000);
+  cr_assert_eq(pipe(go_pipe), 0);
+  cr_assert_eq(pipe(done_pipe), 0);
+  int k = spawn(delete_t, NULL);
   q7_consumer *c = consumer_make(NULL, "67108864");
   Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
   q7_record r[64];
   cr_assert_eq(q7_consumer_poll(c, r, 64, 1000), 64);
   /* Deleted by another process (this one has it open: Q7_EBUSY here). */
-  cr_assert_eq(reap(spawn(delete_t, NULL), 30000), 0, "the child could not delete t");
+  char d;
+  cr_assert(write_full(go_pipe[1], "g", 1));
+  cr_assert(read_full(done_pipe[0], &d, 1, 60000), "the child did not delete t");
+  cr_assert_eq(reap(k, 30000), 0, "the child could not delete t");
   int rc = q7_consumer_poll(c, r, 64, 100);
   cr_assert_eq(rc, Q7_ENOENT, "poll of a deleted topic: %d (%s)", rc, q7_last_error());
   cr_assert(strstr(q7_last_error(), "t"), "%s", q7_last_error());
