@@ -605,6 +605,9 @@ w1_w3(void)
   report("W3", "", "libq7", qc, "rec/s", "SQLite scan", sc, ">= 5x");
   report("W3", "the same, fetch.ahead.bytes=" W3_AHEAD, "fetch.ahead", qa, "rec/s",
          "raw cursor (a)", ac, ">= 2x");
+  const char *stores[] = { "q7-w1", "raw-a", "raw-ab", "sqlite" };
+  for (size_t i = 0; i < sizeof stores / sizeof *stores; i++)
+    rm_rf(path_of(stores[i]));
 }
 
 static void
@@ -1207,6 +1210,23 @@ want(const char *list, const char *w)
   return strstr(buf, key) != NULL;
 }
 
+/* Between workloads: what the last one wrote goes to disk first, so that
+ * the kernel's writeback of it (on one of two cores) is not measured as
+ * part of the next. */
+static void
+quiet(void)
+{
+  sync();
+}
+
+#define RUN(name, call)                                                                       \
+  do {                                                                                        \
+    if (want(only, name)) {                                                                   \
+      quiet();                                                                                \
+      call;                                                                                   \
+    }                                                                                         \
+  } while (0)
+
 int
 main(int argc, char **argv)
 {
@@ -1266,34 +1286,25 @@ main(int argc, char **argv)
   printf("%-4s %-44s %-12s %14s %-9s  %s\n", "", "workload", "system", "value", "unit",
          "ratio to baseline (target)");
   if (want(only, "W1") || want(only, "W3")) {
+    quiet();
     if (redis_start())
       fprintf(stderr, "bench: redis-server not available; Redis Streams skipped\n");
     w1_w3();
     redis_stop();
   }
-  if (want(only, "W2"))
-    w2();
-  if (want(only, "W4"))
-    w4();
-  if (want(only, "W5"))
-    w5();
-  if (want(only, "W6"))
-    w6();
-  if (want(only, "W7"))
-    w7();
-  if (want(only, "W8"))
-    w8();
+  RUN("W2", w2());
+  RUN("W4", w4());
+  RUN("W5", w5());
+  RUN("W6", w6());
+  RUN("W7", w7());
+  RUN("W8", w8());
   /* W9 before W10: a thousand partitions leave the process holding some
    * 2 GB of LMDB's per-environment buffers, which W9's heap figure is not
    * about. */
-  if (want(only, "W9"))
-    w9(w9m);
-  if (want(only, "W10"))
-    w10();
-  if (want(only, "WC"))
-    wc();
-  if (want(only, "LAG"))
-    lag();
+  RUN("W9", w9(w9m));
+  RUN("W10", w10());
+  RUN("WC", wc());
+  RUN("LAG", lag());
   if (csv)
     fclose(csv);
   if (tsv)

@@ -157,15 +157,19 @@ run(void *arg)
     pthread_mutex_unlock(&h->mu);
     bool more;
     next = map_step(h, pe, pos, next, &more);
-    q7__pe_put(pe);
     pthread_mutex_lock(&h->mu);
     /* Poll may have moved on meanwhile (the window moved with it), sought
-     * back (the step is void), or let the partition go. */
+     * back (the step is void), or let the partition go.  Our reference
+     * is let go after this look: until then no other environment can
+     * take this one's address. */
     if ((s = find(h, pe)) && s->gen == gen) {
       if (next > s->next)
         s->next = next;
       s->idle = !more && s->pos == pos;
     }
+    pthread_mutex_unlock(&h->mu);
+    q7__pe_put(pe);
+    pthread_mutex_lock(&h->mu);
   }
   pthread_mutex_unlock(&h->mu);
   return NULL;
