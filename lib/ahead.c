@@ -1,5 +1,6 @@
 /* ahead.c - fetch ahead: a consumer's helper thread maps the log ahead of
- * the consumer's position (fetch.ahead.bytes).
+ * the consumer's position (fetch.ahead.bytes), as Kafka's clients fetch
+ * ahead of the application.
  *
  * Reading a log through LMDB's map takes a page fault for every 64 KiB
  * the process has not touched yet: about a third of the time a consumer
@@ -10,12 +11,15 @@
  * for a correct read.  Its errors are ignored: poll meets the same ones
  * and reports them.
  *
+ * Poll tells it of a partition only while the consumer is behind (records
+ * left past the position), so a consumer that keeps up never starts it.
  * The helper knows partitions by their environment, one slot each (at most
  * SLOTS), which poll fills in (q7__ahead_note) and the consumer empties
- * before it lets go of the partition (q7__ahead_forget).  While it works on a partition
- * the helper holds a reference of its own, so a slot forgotten meanwhile
- * costs nothing but the rest of that step.  It sleeps when every slot is
- * full or at its log's end, until poll moves a position.
+ * before it lets go of the partition (q7__ahead_forget).  While it works
+ * on a partition the helper holds a reference of its own, so a slot
+ * forgotten meanwhile costs nothing but the rest of that step.  It sleeps
+ * when every slot is full or at its log's end, until poll moves a
+ * position.
  */
 #include "q7_int.h"
 

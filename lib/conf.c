@@ -82,8 +82,9 @@ static const keydef keys[Q7K__COUNT] = {
                          "how often poll renews a member's lease" },
   [Q7K_ASSIGNMENT_STRATEGY] = { "partition.assignment.strategy", Q7S_CONSUMER, K_ENUM, "range",
                                 0, 0, strat_c, "how partitions are shared in a group" },
-  [Q7K_FETCH_AHEAD_BYTES] = { "fetch.ahead.bytes", Q7S_CONSUMER, K_INT, "0", 0, (int64_t)1 << 40, NULL,
-                              "a helper thread maps this much of the log past the position" },
+  [Q7K_FETCH_AHEAD_BYTES] = { "fetch.ahead.bytes", Q7S_CONSUMER, K_INT, "16777216", 0,
+                              (int64_t)1 << 40, NULL,
+                              "a helper thread maps this much of a backlog past the position" },
 };
 
 int

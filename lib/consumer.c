@@ -266,7 +266,9 @@ fetch(q7_consumer *c, q7_record *out, size_t max)
       a->rtxn = txn;
       a->position += rc;
       n += (size_t)rc;
-      if (c->ahead)
+      /* Behind: map ahead what the next polls will read.  A consumer
+       * that keeps up has nothing to map, and starts no thread. */
+      if (c->ahead && a->position < hw)
         q7__ahead_note(c->ahead, a->pe, a->position);
       continue;
     }

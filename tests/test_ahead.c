@@ -147,7 +147,8 @@ Test(ahead, conf_takes_bytes_and_refuses_the_rest)
   char buf[32];
   size_t len = sizeof buf;
   Q7_OK_OR_FAIL(q7_conf_get(c, "fetch.ahead.bytes", buf, &len));
-  cr_assert_str_eq(buf, "0", "off unless asked for");
+  cr_assert_str_eq(buf, "16777216", "16 MiB unless told");
+  Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", "0"));
   Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", "67108864"));
   Q7_OK_OR_FAIL(q7_conf_set(c, "fetch.ahead.bytes", "1099511627776"));
   const char *bad[] = { "-1", "1099511627777", "lots", "", "1.5" };
@@ -166,7 +167,7 @@ Test(ahead, maps_the_window_past_the_position_and_no_more, .init = setup, .fini 
   const char *path = data_path("t", 0);
 
   /* Without the helper, a poll of one record maps little. */
-  q7_consumer *plain = consumer_make(NULL, NULL);
+  q7_consumer *plain = consumer_make(NULL, "0");
   Q7_OK_OR_FAIL(q7_consumer_assign(plain, "t", 0, Q7_OFFSET_BEGINNING));
   q7_record r[512];
   cr_assert_eq(q7_consumer_poll(plain, r, 1, 1000), 1);
@@ -207,7 +208,7 @@ Test(ahead, reads_what_a_consumer_without_it_reads, .init = setup, .fini = teard
   Q7_OK_OR_FAIL(q7_topic_create(q, "t", 2, NULL));
   produce("t", 0, 0, 3000);
   produce("t", 1, 0, 2000);
-  const char *windows[] = { NULL, "1", "300000", "4194304" };
+  const char *windows[] = { "0", NULL, "1", "300000", "4194304" };
   for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
     q7_consumer *c = consumer_make(NULL, windows[w]);
     Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
@@ -522,4 +523,46 @@ Test(ahead, reads_as_without_it_when_its_thread_cannot_start, .init = setup,
   produce("t", 0, 0, 2000);
   int rc = reap(spawn(read_without_a_thread, NULL), 60000);
   cr_assert_eq(rc, 0, "the child: exit %d (4: no seccomp; 9: its helper started anyway)", rc);
+}
+
+static int
+threads_now(void)
+{
+  char line[256];
+  int threads = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  cr_assert(f, "/proc/self/status");
+  while (fgets(line, sizeof line, f))
+    sscanf(line, "Threads: %d", &threads);
+  fclose(f);
+  return threads;
+}
+
+Test(ahead, starts_only_when_the_consumer_falls_behind, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+  Q7_OK_OR_FAIL(q7_topic_create(q, "t", 1, NULL));
+  produce("t", 0, 0, 10);
+  int before = threads_now();
+  q7_consumer *c = consumer_make(NULL, NULL); /* the default: 16 MiB */
+  Q7_OK_OR_FAIL(q7_consumer_assign(c, "t", 0, Q7_OFFSET_BEGINNING));
+  /* Keeping up: every poll reads to the end, and no helper starts. */
+  int64_t from[1] = { 0 };
+  read_all(c, 1, from, 10, 512);
+  for (int i = 0; i < 5; i++) {
+    produce("t", 0, from[0], 3);
+    read_all(c, 1, from, 3, 512);
+  }
+  sleep_ms(50);
+  cr_assert_eq(threads_now(), before, "a consumer that keeps up started a thread");
+  /* Behind: a poll leaves records past the position, and it starts. */
+  produce("t", 0, from[0], 2000);
+  read_all(c, 1, from, 1, 512);
+  int now = threads_now();
+  for (int64_t end = mono_ms() + 10000; now == before && mono_ms() < end; now = threads_now())
+    sleep_ms(5);
+  cr_assert_eq(now, before + 1, "threads: %d, then %d", before, now);
+  read_all(c, 1, from, 1999, 512);
+  Q7_OK_OR_FAIL(q7_consumer_close(c));
+  cr_assert_eq(threads_now(), before, "the helper outlived its consumer");
 }

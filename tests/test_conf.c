@@ -82,7 +82,7 @@ static const struct {
   { "session.timeout.ms", "45000" },
   { "heartbeat.interval.ms", "3000" },
   { "partition.assignment.strategy", "range" },
-  { "fetch.ahead.bytes", "0" },
+  { "fetch.ahead.bytes", "16777216" },
 };
 #define N_DEFAULTS (sizeof defaults / sizeof defaults[0])
 
