@@ -40,7 +40,7 @@
 /* The headline workloads: more repetitions, the systems taking turns, so
  * that the machine's drift (other tenants, the host reclaiming freed
  * memory) falls on all of them alike. */
-#define TURNS 5
+#define TURNS 7
 #define KEY_LEN 16
 #define VAL_LEN 100
 
