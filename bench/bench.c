@@ -1210,12 +1210,19 @@ want(const char *list, const char *w)
   return strstr(buf, key) != NULL;
 }
 
-/* Between workloads: what the last one wrote goes to disk first, so that
- * the kernel's writeback of it (on one of two cores) is not measured as
- * part of the next. */
+/* Between workloads: the last one's stores go, and what it wrote goes to
+ * disk, so that neither the kernel's writeback of it (on one of two
+ * cores) nor the page cache it holds is measured as part of the next.
+ * (Pages the next workload takes fresh, where the last one's could have
+ * been reclaimed, are slow to fill on this VM: see settle().) */
 static void
 quiet(void)
 {
+  char cmd[4200];
+  rm_rf(root);
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", root);
+  if (system(cmd))
+    die("mkdir", 1);
   sync();
 }
 
