@@ -253,11 +253,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
   pthread_mutex_init(&pe->ends_mu, NULL);
   pthread_mutex_init(&pe->repl_mu, NULL);
   pthread_cond_init(&pe->gc_cv, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&pe->gc_arrive, &ca);
-  pthread_condattr_destroy(&ca);
+  q7__cond_init_mono(&pe->gc_arrive);
   pe->gc_tail = &pe->gc_head;
   size_t plen = strlen(q->dir) + strlen(topic) + 32;
   if (!(pe->topic = strdup(topic)) || !(pe->path = malloc(plen))) {
@@ -680,12 +676,7 @@ gather(q7__pe *pe)
     return;
   int64_t wait = pe->gc_cost_ns / 2 < 1000000 ? pe->gc_cost_ns / 2 : 1000000;
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_nsec += (long)wait;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  q7__deadline_ns(&ts, wait);
   pe->gc_gathering = true;
   while (pe->gc_n < pe->gc_expect &&
          pthread_cond_timedwait(&pe->gc_arrive, &pe->gc_mu, &ts) != ETIMEDOUT)

@@ -73,28 +73,6 @@ struct q7_producer {
   uint32_t rr;                    /* keyless send_sync */
 };
 
-static void
-abs_deadline(struct timespec *ts, int64_t ms)
-{
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
-static void
-cond_init_mono(pthread_cond_t *cv)
-{
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(cv, &a);
-  pthread_condattr_destroy(&a);
-}
-
 /* Report @n records of a batch; called with mu held.  Memory for reports is
  * reserved when a record is accepted, so this cannot fail. */
 static void
@@ -231,7 +209,7 @@ linger_thread(void *arg)
       pthread_cond_wait(&p->cv_work, &p->mu);
     } else {
       struct timespec ts;
-      abs_deadline(&ts, next - now);
+      q7__deadline_ms(&ts, next - now);
       pthread_cond_timedwait(&p->cv_work, &p->mu, &ts);
     }
     p->thread_wake = INT64_MIN;
@@ -308,8 +286,8 @@ q7_producer_new(q7 *q, const q7_conf *conf, q7_producer **out)
   }
   p->rng = (uint64_t)q7__mono_ms() * 0x9e3779b97f4a7c15ull | 1;
   pthread_mutex_init(&p->mu, NULL);
-  cond_init_mono(&p->cv_work);
-  cond_init_mono(&p->cv_done);
+  q7__cond_init_mono(&p->cv_work);
+  q7__cond_init_mono(&p->cv_done);
   p->thread_wake = INT64_MIN; /* it scans before it first waits */
   if (pthread_create(&p->thread, NULL, linger_thread, p)) {
     pthread_mutex_destroy(&p->mu);
@@ -551,7 +529,7 @@ q7_producer_poll(q7_producer *p, int timeout_ms)
   if (timeout_ms != 0) {
     struct timespec ts;
     if (timeout_ms > 0)
-      abs_deadline(&ts, timeout_ms);
+      q7__deadline_ms(&ts, timeout_ms);
     pthread_mutex_lock(&p->mu);
     while (!atomic_load(&p->n_ready) && p->inflight > 0) {
       if (timeout_ms < 0)
@@ -572,7 +550,7 @@ q7_producer_flush(q7_producer *p, int timeout_ms)
   struct timespec ts;
   int rc = Q7_OK;
   if (timeout_ms > 0)
-    abs_deadline(&ts, timeout_ms);
+    q7__deadline_ms(&ts, timeout_ms);
   pthread_mutex_lock(&p->mu);
   for (bool again = true; again;) {
     again = false;

@@ -592,6 +592,11 @@ struct q7 {
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
 Q7__HIDDEN int64_t q7__mono_ms(void);
 Q7__HIDDEN int64_t q7__mono_ns(void);
+/* The monotonic clock @ms (or @ns) from now, as pthread_cond_timedwait
+ * takes it on a condition made by q7__cond_init_mono. */
+Q7__HIDDEN void q7__deadline_ms(struct timespec *ts, int64_t ms);
+Q7__HIDDEN void q7__deadline_ns(struct timespec *ts, int64_t ns);
+Q7__HIDDEN void q7__cond_init_mono(pthread_cond_t *cv);
 Q7__HIDDEN uint32_t q7__pidns(void);
 Q7__HIDDEN void q7__handle_ref(struct q7 *q, int delta);
 /* Bytes used by the store's data files, except @skip's. */

@@ -523,12 +523,7 @@ replicator(void *arg)
   pthread_mutex_lock(&q->repl_mu);
   while (!q->repl_stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += REPL_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    q7__deadline_ms(&ts, REPL_MS);
     while (!q->repl_stop && !q->repl_pending &&
            pthread_cond_timedwait(&q->repl_cv, &q->repl_mu, &ts) != ETIMEDOUT)
       ;
@@ -563,12 +558,7 @@ watchdog(void *arg)
   pthread_mutex_lock(&q->repl_mu);
   while (!q->repl_stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += WATCH_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    q7__deadline_ms(&ts, WATCH_MS);
     while (!q->repl_stop && pthread_cond_timedwait(&q->watch_cv, &q->repl_mu, &ts) != ETIMEDOUT)
       ;
     if (q->repl_stop)
@@ -1280,12 +1270,8 @@ q7__replica_open(q7 *q)
   int rc;
   pthread_mutex_init(&q->repl_mu, NULL);
   pthread_mutex_init(&q->resync_mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&q->repl_cv, &ca);
-  pthread_cond_init(&q->watch_cv, &ca);
-  pthread_condattr_destroy(&ca);
+  q7__cond_init_mono(&q->repl_cv);
+  q7__cond_init_mono(&q->watch_cv);
   q->repl_init = true;
   if (!*dirs)
     return Q7_OK;

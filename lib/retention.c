@@ -328,13 +328,7 @@ sweeper(void *arg)
   pthread_mutex_lock(&q->sweep_mu);
   while (!q->sweeper_stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += q->sweep_interval / 1000;
-    ts.tv_nsec += (q->sweep_interval % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    q7__deadline_ms(&ts, q->sweep_interval);
     int e = 0;
     while (!q->sweeper_stop && e != ETIMEDOUT)
       e = pthread_cond_timedwait(&q->sweep_cv, &q->sweep_mu, &ts);

@@ -37,6 +37,40 @@ q7__mono_ns(void)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void
+deadline(struct timespec *ts, int64_t sec, long nsec)
+{
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += sec;
+  ts->tv_nsec += nsec;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
+void
+q7__deadline_ms(struct timespec *ts, int64_t ms)
+{
+  deadline(ts, ms / 1000, (long)(ms % 1000) * 1000000L);
+}
+
+void
+q7__deadline_ns(struct timespec *ts, int64_t ns)
+{
+  deadline(ts, ns / 1000000000, (long)(ns % 1000000000));
+}
+
+void
+q7__cond_init_mono(pthread_cond_t *cv)
+{
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &a);
+  pthread_condattr_destroy(&a);
+}
+
 int64_t
 q7__now(q7 *q)
 {
@@ -349,13 +383,7 @@ q7_open(q7 **out, const char *dir, const q7_conf *conf)
   q->notify.fd = -1;
   pthread_mutex_init(&q->lock, NULL);
   pthread_mutex_init(&q->sweep_mu, NULL);
-  {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->sweep_cv, &a);
-    pthread_condattr_destroy(&a);
-  }
+  q7__cond_init_mono(&q->sweep_cv);
   if (!(q->dir = strdup(dir)) || q7_conf_dup(conf, &q->conf)) {
     rc = q7__err(Q7_ENOMEM, "q7_open: out of memory");
     goto fail;
