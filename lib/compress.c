@@ -141,8 +141,11 @@ q7__batch_inflate(q7 *q, q7__bview *v, q7__arena *a, const char *what, int64_t b
   if (v->codec == Q7__CODEC_NONE || v->recs)
     return Q7_OK;
   /* Never trust a length before the CRC vouched for it, nor a huge one. */
-  uint32_t want, got_crc = q7__crc32c(0, v->data + 4, v->len - 4);
-  memcpy(&want, v->data, 4);
+  uint32_t want = 0, got_crc = 0;
+  if (!v->checked) {
+    got_crc = q7__crc32c(0, v->data + 4, v->len - 4);
+    memcpy(&want, v->data, 4);
+  }
   if (want != got_crc || v->raw_len > MAX_RAW)
     return q7__err(Q7_ECORRUPT, "%s: batch at offset %lld is corrupt (%s)", what,
                    (long long)base, want != got_crc ? "CRC" : "claimed length");

@@ -869,8 +869,10 @@ q7__pe_read(q7__pe *pe, MDB_txn *txn, int64_t offset, q7_record *out, size_t max
       memcpy(&crc, v.mv_data, 4);
     bool known = seen && seen->data == v.mv_data && seen->len == v.mv_size &&
                  seen->base == base && seen->crc == crc;
-    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, !known, what)) ||
-        (rc = q7__batch_inflate(pe->q, &bv, a, what, base)))
+    if ((rc = q7__batch_open(&bv, v.mv_data, v.mv_size, base, !known, what)))
+      goto done;
+    bv.checked = true; /* now, or when this reader first read it */
+    if ((rc = q7__batch_inflate(pe->q, &bv, a, what, base)))
       goto done;
     if (seen)
       *seen = (q7__seen){ v.mv_data, v.mv_size, base, crc };

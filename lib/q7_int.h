@@ -319,6 +319,7 @@ typedef struct q7__bview {
   size_t raw_len;               /* bytes of the records, uncompressed */
   const unsigned char *recs;    /* the records; NULL until inflated */
   size_t recs_len;
+  bool checked;                 /* the CRC holds (q7__batch_open's verify) */
 } q7__bview;
 
 /* Codecs, numbered as Kafka's attributes number them. */
@@ -341,7 +342,8 @@ struct q7;
 /* Compress the records of a built batch (before q7__batch_seal); @tmp is
  * scratch.  Incompressible batches stay as they are. */
 Q7__HIDDEN int q7__batch_compress(struct q7 *q, q7__batch *b, int codec, q7__buf *tmp);
-/* Point v->recs at the records, decompressing into @a when needed. */
+/* Point v->recs at the records, decompressing into @a when needed (and
+ * checking the CRC first, unless v->checked). */
 Q7__HIDDEN int q7__batch_inflate(struct q7 *q, q7__bview *v, q7__arena *a, const char *what,
                                  int64_t base);
 Q7__HIDDEN int q7__codec_check(struct q7 *q, int codec);

@@ -250,6 +250,7 @@ q7__batch_open(q7__bview *v, const void *data, size_t len, int64_t base, bool ve
     return q7__err(Q7_ECORRUPT, "%s: batch at offset %" PRId64 " has a bad header", what, base);
   v->data = h;
   v->len = len;
+  v->checked = verify;
   v->format = fmt;
   v->first_ts = (int64_t)get64(h + 16);
   v->max_ts = (int64_t)get64(h + 24);
