@@ -70,7 +70,7 @@ $(B)/tools/q7: $(TOOL_SRCS) $(wildcard tools/*.h) $(B)/libq7.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(TOOL_DEFS) -o $@ $(TOOL_SRCS) $(B)/libq7.a $(LDFLAGS) $(TOOL_LIBS) $(LIBS)
 
-$(B)/tests/%: tests/%.c tests/helpers.h tests/proc.h tests/kids.h tests/fixture.h $(B)/libq7.a
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libq7.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Ilib -o $@ $< $(B)/libq7.a $(LDFLAGS) -lcriterion $(LIBS)
 
@@ -112,7 +112,7 @@ fuzz:
 	sh tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)
 
 # The long reliability runs: 200 crash rounds per test, 8+4 processes for 60 s.
-$(B)/tests/stress/many_procs: tests/stress/many_procs.c $(B)/libq7.a
+$(B)/tests/stress/many_procs: tests/stress/many_procs.c tests/proc.h $(B)/libq7.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libq7.a $(LDFLAGS) $(LIBS)
 

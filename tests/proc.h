@@ -1,5 +1,7 @@
 /* proc.h - small helpers of the tests that run child processes: time,
- * sleeping, and reading or writing a pipe whole within a deadline. */
+ * sleeping, a hash for test data, and reading or writing a pipe whole
+ * within a deadline.  No Criterion here: the standalone programs
+ * (tests/stress, tests/kafka) include it too. */
 #ifndef Q7_TEST_PROC_H
 #define Q7_TEST_PROC_H
 
@@ -11,10 +13,27 @@
 #include <unistd.h>
 
 static inline int64_t
+mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t
 mono_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wall-clock time, as record timestamps are. */
+static inline int64_t
+wall_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -23,6 +42,16 @@ sleep_ms(int ms)
 {
   struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
   nanosleep(&d, NULL);
+}
+
+/* splitmix64: test data and random numbers that a seed repeats. */
+static inline uint64_t
+mix64(uint64_t x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
 static inline bool

@@ -4,6 +4,7 @@
  * after a consumer process is killed. */
 #include "helpers.h"
 #include "fixture.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -20,27 +21,6 @@
 
 /* ------------------------------------------------------------ fixture */
 
-
-static int64_t
-mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t
-mono_ms(void)
-{
-  return mono_ns() / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
-}
 
 static q7_conf *
 conf_of(const char *const *kv)

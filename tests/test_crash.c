@@ -34,9 +34,7 @@
 #include "kids.h"
 
 #include <criterion/logging.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -66,15 +64,6 @@ teardown(void)
   kids_kill_all();
   tmpdir_rm(dir);
   dir = NULL;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 static uint64_t rng_state;
@@ -454,44 +443,13 @@ book_ack(const ack *a, uint32_t round)
   bk.acked++;
 }
 
-/* Read acknowledgements from @fd until @until_ms (monotonic) or EOF;
- * returns false at EOF. */
-static bool
-drain(int fd, int64_t until_ms, uint32_t round)
+/* An acknowledgement read from the producer's pipe. */
+static void
+on_ack(const void *rep, uint32_t round, void *arg)
 {
-  static char buf[sizeof(ack) * 512];
-  static size_t have;
-  for (;;) {
-    int64_t left = until_ms < 0 ? 30000 : until_ms - mono_ms();
-    if (left < 0)
-      return true;
-    struct pollfd pfd = { fd, POLLIN, 0 };
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    cr_assert_geq(r, 0, "poll: %s", strerror(errno));
-    if (r == 0) {
-      cr_assert_geq(until_ms, 0, "round %u: no end of the acknowledgement pipe in 30 s", round);
-      return true;
-    }
-    ssize_t k = read(fd, buf + have, sizeof buf - have);
-    if (k < 0 && errno == EINTR)
-      continue;
-    cr_assert_geq(k, 0, "read: %s", strerror(errno));
-    if (k == 0) {
-      cr_assert_eq(have, 0, "round %u: torn acknowledgement", round);
-      return false;
-    }
-    have += (size_t)k;
-    size_t whole = have / sizeof(ack) * sizeof(ack);
-    for (size_t i = 0; i < whole; i += sizeof(ack)) {
-      ack a;
-      memcpy(&a, buf + i, sizeof a);
-      book_ack(&a, round);
-    }
-    memmove(buf, buf + whole, have - whole);
-    have -= whole;
-  }
+  ack a;
+  memcpy(&a, rep, sizeof a);
+  book_ack(&a, round);
 }
 
 /* ============================================================ verifier */
@@ -652,11 +610,13 @@ run_producer_crashes(const mode *md)
     int k = spawn(child_producer, &pc);
     close(fds[1]);
     int64_t kill_at = mono_ms() + delay;
-    bool open = drain(fds[0], kill_at, (uint32_t)round);
+    reports acks = { .fd = fds[0], .size = sizeof(ack), .fn = on_ack,
+                     .what = "acknowledgement", .end_s = 30 };
+    bool open = reports_drain(&acks, kill_at, (uint32_t)round);
     int st = kill_child(k);
     kills++;
     if (open)
-      drain(fds[0], -1, (uint32_t)round);
+      reports_drain(&acks, -1, (uint32_t)round);
     close(fds[0]);
     cr_assert_eq(st, 128 + SIGKILL,
                  "seed %" PRIu64 " round %d: the producer ended with %d before the kill: %s",
@@ -983,42 +943,20 @@ cbook_msg(cbook *cb, const cmsg *m, uint32_t round, int64_t *recs)
   }
 }
 
-/* Read messages until @until_ms or EOF (false). */
-static bool
-cdrain(int fd, int64_t until_ms, cbook *cb, uint32_t round, int64_t *recs)
+/* What the consumers' messages go into. */
+typedef struct cstate {
+  cbook *cb;
+  int64_t *recs;
+} cstate;
+
+/* A message read from a consumer's pipe. */
+static void
+on_cmsg(const void *rep, uint32_t round, void *arg)
 {
-  static char buf[sizeof(cmsg) * 256];
-  static size_t have;
-  for (;;) {
-    int64_t left = until_ms < 0 ? 30000 : until_ms - mono_ms();
-    if (left < 0)
-      return true;
-    struct pollfd pfd = { fd, POLLIN, 0 };
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r == 0) {
-      cr_assert_geq(until_ms, 0, "round %u: consumer pipe never closed", round);
-      return true;
-    }
-    ssize_t k = read(fd, buf + have, sizeof buf - have);
-    if (k < 0 && errno == EINTR)
-      continue;
-    cr_assert_geq(k, 0);
-    if (k == 0) {
-      cr_assert_eq(have, 0, "torn consumer message");
-      return false;
-    }
-    have += (size_t)k;
-    size_t whole = have / sizeof(cmsg) * sizeof(cmsg);
-    for (size_t i = 0; i < whole; i += sizeof(cmsg)) {
-      cmsg m;
-      memcpy(&m, buf + i, sizeof m);
-      cbook_msg(cb, &m, round, recs);
-    }
-    memmove(buf, buf + whole, have - whole);
-    have -= whole;
-  }
+  cstate *cs = arg;
+  cmsg m;
+  memcpy(&m, rep, sizeof m);
+  cbook_msg(cs->cb, &m, round, cs->recs);
 }
 
 Test(crash, killed_consumers_resume_at_their_committed_offsets_without_gaps, .timeout = 3600)
@@ -1032,6 +970,7 @@ Test(crash, killed_consumers_resume_at_their_committed_offsets_without_gaps, .ti
   for (int p = 0; p < C_PARTS; p++)
     cb[p] = (cbook){ -1, 0, -1, NULL, 0 };
   int64_t end[C_PARTS] = { 0 }, recs = 0;
+  cstate cs = { cb, &recs };
   int kills = 0, finished = 0;
   int64_t t0 = mono_ms();
   for (int round = 0; round <= n_rounds; round++) {
@@ -1052,7 +991,9 @@ Test(crash, killed_consumers_resume_at_their_committed_offsets_without_gaps, .ti
     int delay = last ? 60000 : 1 + (int)(rnd() % 80);
     int k = spawn(child_consume, &cc);
     close(fds[1]);
-    bool open = cdrain(fds[0], mono_ms() + delay, cb, (uint32_t)round, &recs);
+    reports msgs = { .fd = fds[0], .size = sizeof(cmsg), .fn = on_cmsg, .arg = &cs,
+                     .what = "consumer message", .end_s = 30 };
+    bool open = reports_drain(&msgs, mono_ms() + delay, (uint32_t)round);
     int st;
     if (!last) {
       st = kill_child(k);
@@ -1061,7 +1002,7 @@ Test(crash, killed_consumers_resume_at_their_committed_offsets_without_gaps, .ti
       st = reap(k, 60000);
     }
     if (open)
-      cdrain(fds[0], -1, cb, (uint32_t)round, &recs);
+      reports_drain(&msgs, -1, (uint32_t)round);
     close(fds[0]);
     if (st == 0)
       finished++;

@@ -17,74 +17,32 @@
  * does not kill the runner); the parent mounts before the fork and unmounts
  * after the child is gone, in every path, before it asserts anything. */
 #include "helpers.h"
+#include "proc.h"
+#include "kids.h"
+#include "tmpfs.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 
 static char *dir;
-static char mnt[4200];
-static bool mounted;
-static pid_t kid;
 
 static void
 setup(void)
 {
   dir = tmpdir_new();
   mounted = false;
-  kid = 0;
-}
-
-static bool
-unmount_it(void)
-{
-  if (!mounted)
-    return true;
-  for (int i = 0; i < 50; i++) {
-    if (umount2(mnt, 0) == 0) {
-      mounted = false;
-      return true;
-    }
-    if (errno != EBUSY)
-      break;
-    struct timespec d = { 0, 20000000L };
-    nanosleep(&d, NULL);
-  }
-  if (umount2(mnt, MNT_DETACH) == 0) {
-    mounted = false;
-    return true;
-  }
-  fprintf(stderr, "test_diskfull: cannot unmount %s: %s\n", mnt, strerror(errno));
-  return false;
+  kids_reset();
 }
 
 /* Every path out of a test comes here: child killed, tmpfs unmounted. */
 static void
 teardown(void)
 {
-  if (kid > 0) {
-    kill(kid, SIGKILL);
-    waitpid(kid, NULL, 0);
-    kid = 0;
-  }
-  unmount_it();
+  kids_kill_all();
+  tmpfs_unmount("test_diskfull");
   tmpdir_rm(dir);
   dir = NULL;
-}
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------- shared with the child */
@@ -101,25 +59,7 @@ typedef struct result {
   int64_t bytes_acked;
 } result;
 
-static result *res;
-
-#define WCHECK(cond, ...)                                                  \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      res->line = __LINE__;                                                \
-      snprintf(res->msg, sizeof res->msg, __VA_ARGS__);                    \
-      return 1;                                                            \
-    }                                                                      \
-  } while (0)
-
-static uint64_t
-mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+static result *sh;
 
 enum { MAXLEN = 6200, TS0 = 1000000, HOUR = 3600000 };
 
@@ -229,16 +169,16 @@ fill_until_full(const char *path, const char *max_bytes, bool strict, bool recov
     if ((rc = q7_producer_send_sync(p, &m, NULL, &off)))
       break;
     WCHECK(off == n, "record %" PRId64 " acknowledged at offset %" PRId64, n, off);
-    res->bytes_acked += (int64_t)len;
+    sh->bytes_acked += (int64_t)len;
   }
-  res->acked = n;
-  res->full_rc = rc;
-  snprintf(res->full_msg, sizeof res->full_msg, "%s", q7_last_error());
+  sh->acked = n;
+  sh->full_rc = rc;
+  snprintf(sh->full_msg, sizeof sh->full_msg, "%s", q7_last_error());
   WCHECK(rc == Q7_EFULL || !strict, "filling ended after %" PRId64 " records (%" PRId64 " bytes) with %d "
-         "(%s), want Q7_EFULL: %s", n, res->bytes_acked, rc, q7_strerror(rc), res->full_msg);
-  WCHECK(res->full_msg[0], "Q7_EFULL without a message");
-  WCHECK(res->bytes_acked > 2 * 1024 * 1024, "full after only %" PRId64 " bytes",
-         res->bytes_acked);
+         "(%s), want Q7_EFULL: %s", n, sh->bytes_acked, rc, q7_strerror(rc), sh->full_msg);
+  WCHECK(sh->full_msg[0], "Q7_EFULL without a message");
+  WCHECK(sh->bytes_acked > 2 * 1024 * 1024, "full after only %" PRId64 " bytes",
+         sh->bytes_acked);
 
   /* Still full, and nothing of the failed records shows. */
   size_t len = fill(v, n);
@@ -268,17 +208,17 @@ fill_until_full(const char *path, const char *max_bytes, bool strict, bool recov
       WCHECK(l->off[i] == n, "batched record %d delivered at %" PRId64 ", want %" PRId64, i,
              l->off[i], n);
       n++;
-      res->batched_ok++;
+      sh->batched_ok++;
     } else {
       WCHECK((l->err[i] == Q7_EFULL || (!strict && l->err[i] < 0)) && l->off[i] == -1, "batched record %d: err %d offset %"
              PRId64, i, l->err[i], l->off[i]);
-      res->batched_full++;
+      sh->batched_full++;
     }
   }
   WCHECK(!l->bad, "a delivery report with an unknown opaque");
   WCHECK(!(rc = q7_producer_close(pb)), "producer close: %d", rc);
-  WCHECK(res->batched_full > 0, "the store took %" PRId64 " more batched records: not full",
-         res->batched_ok);
+  WCHECK(sh->batched_full > 0, "the store took %" PRId64 " more batched records: not full",
+         sh->batched_ok);
   if (check_range(t, 0, n, "after batched sends"))
     return 1;
 
@@ -299,10 +239,10 @@ fill_until_full(const char *path, const char *max_bytes, bool strict, bool recov
 
   /* A sweep removes the older half; producing resumes after it. */
   int64_t half = n / 2;
-  res->sweep_rc = rc = q7_retention_sweep(q, TS0 + HOUR + half, &res->removed);
+  sh->sweep_rc = rc = q7_retention_sweep(q, TS0 + HOUR + half, &sh->removed);
   WCHECK(rc == Q7_OK, "retention sweep on a full store: %d (%s) %s", rc, q7_strerror(rc),
          q7_last_error());
-  WCHECK(res->removed == half, "sweep removed %" PRId64 ", want %" PRId64, res->removed, half);
+  WCHECK(sh->removed == half, "sweep removed %" PRId64 ", want %" PRId64, sh->removed, half);
   if (check_range(t, half, n, "after the sweep"))
     return 1;
   WCHECK(!(rc = q7_producer_new(q, NULL, &p)), "producer: %s", q7_last_error());
@@ -315,7 +255,7 @@ fill_until_full(const char *path, const char *max_bytes, bool strict, bool recov
     WCHECK(rc == Q7_OK, "producing after the sweep, record %d: %d (%s) %s", i, rc,
            q7_strerror(rc), q7_last_error());
     WCHECK(off == n, "record after the sweep at %" PRId64 ", want %" PRId64, off, n);
-    res->resumed++;
+    sh->resumed++;
   }
   if (check_range(t, half, n, "after resuming"))
     return 1;
@@ -335,40 +275,23 @@ typedef struct job {
   bool strict, recover;
 } job;
 
+static int
+child_scenario(void *arg)
+{
+  const job *j = arg;
+  return fill_until_full(j->path, j->max_bytes, j->strict, j->recover);
+}
+
 /* Fork the scenario; its status as 0, the exit code, or 128 + signal; -1
- * after killing it for taking longer than @ms. */
+ * after killing it for taking longer than @ms; -2 without shared memory. */
 static int
 run_child(const job *j, int ms)
 {
-  res = mmap(NULL, sizeof *res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (res == MAP_FAILED)
+  sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED)
     return -2;
-  memset(res, 0, sizeof *res);
-  fflush(NULL);
-  kid = fork();
-  if (kid < 0)
-    return -2;
-  if (kid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    _exit(fill_until_full(j->path, j->max_bytes, j->strict, j->recover));
-  }
-  int64_t end = mono_ms() + ms;
-  int st;
-  for (;;) {
-    pid_t r = waitpid(kid, &st, WNOHANG);
-    if (r == kid)
-      break;
-    if (mono_ms() > end || (r < 0 && errno != EINTR)) {
-      kill(kid, SIGKILL);
-      waitpid(kid, NULL, 0);
-      kid = 0;
-      return -1;
-    }
-    struct timespec d = { 0, 5000000L };
-    nanosleep(&d, NULL);
-  }
-  kid = 0;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  memset(sh, 0, sizeof *sh);
+  return reap(spawn(child_scenario, (void *)j), ms);
 }
 
 static void
@@ -376,17 +299,17 @@ assert_scenario(int st, const char *what)
 {
   cr_assert_neq(st, -2, "%s: fork/mmap failed", what);
   cr_assert_neq(st, -1, "%s: the store work hung (killed after its time); last: %s", what,
-                res->msg);
+                sh->msg);
   cr_assert_lt(st, 128, "%s: the library crashed with signal %d (%s) after %" PRId64
                " acknowledged records; fill ended with %d (%s)", what, st - 128,
-               strsignal(st - 128), res->acked, res->full_rc, res->full_msg);
-  cr_assert_eq(st, 0, "%s: line %d: %s", what, res->line, res->msg);
+               strsignal(st - 128), sh->acked, sh->full_rc, sh->full_msg);
+  cr_assert_eq(st, 0, "%s: line %d: %s", what, sh->line, sh->msg);
   fprintf(stderr,
           "test_diskfull %s: full after %" PRId64 " records (%" PRId64 " bytes): %d \"%s\"; "
           "batched after full: %" PRId64 " delivered, %" PRId64 " EFULL; sweep removed %" PRId64
           ", %" PRId64 " records produced after it\n",
-          what, res->acked, res->bytes_acked, res->full_rc, res->full_msg, res->batched_ok,
-          res->batched_full, res->removed, res->resumed);
+          what, sh->acked, sh->bytes_acked, sh->full_rc, sh->full_msg, sh->batched_ok,
+          sh->batched_full, sh->removed, sh->resumed);
 }
 
 /* Mount an 8 MiB tmpfs at DIR/mnt and run @j there (path filled in);
@@ -394,22 +317,12 @@ assert_scenario(int st, const char *what)
 static void
 on_tmpfs(job *j, const char *what)
 {
-  if (geteuid() != 0) {
-    fprintf(stderr, "test_diskfull: skipped %s: not root (cannot mount a tmpfs)\n", what);
-    cr_skip_test("not root: cannot mount a small tmpfs");
-  }
-  snprintf(mnt, sizeof mnt, "%s/mnt", dir);
-  cr_assert_eq(mkdir(mnt, 0700), 0, "mkdir %s: %s", mnt, strerror(errno));
-  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0700") != 0) {
-    fprintf(stderr, "test_diskfull: skipped %s: mount: %s\n", what, strerror(errno));
-    cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
-  }
-  mounted = true;
+  tmpfs_mount("test_diskfull", dir, what);
   char path[4300];
   snprintf(path, sizeof path, "%s/store", mnt);
   j->path = path;
   int st = run_child(j, 240000);
-  bool unmounted = unmount_it(); /* before any assertion */
+  bool unmounted = tmpfs_unmount("test_diskfull"); /* before any assertion */
   assert_scenario(st, what);
   cr_assert(unmounted, "could not unmount %s", mnt);
 }

@@ -2,25 +2,16 @@
  * range and roundrobin assignment, rebalancing on join and leave, and
  * exactly-once consumption by members that commit after processing. */
 #include "helpers.h"
+#include "fixture.h"
+#include "proc.h"
 
 #include <criterion/logging.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 /* ------------------------------------------------------------ fixture */
-
-static char *dir;
-static q7 *q;
-
-static void
-setup(void)
-{
-  dir = tmpdir_new();
-  Q7_OK_OR_FAIL(q7_open(&q, dir, NULL));
-}
 
 static void
 setup_nosync(void)
@@ -29,33 +20,8 @@ setup_nosync(void)
   dir = tmpdir_new();
   Q7_OK_OR_FAIL((c = q7_conf_new()) == NULL);
   Q7_OK_OR_FAIL(q7_conf_set(c, "sync", "false"));
-  Q7_OK_OR_FAIL(q7_open(&q, dir, c));
+  store_open(c);
   q7_conf_destroy(c);
-}
-
-static void
-teardown(void)
-{
-  if (q)
-    q7_close(q);
-  q = NULL;
-  tmpdir_rm(dir);
-  dir = NULL;
-}
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-  struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&d, NULL);
 }
 
 static q7_consumer *

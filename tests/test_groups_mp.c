@@ -45,23 +45,7 @@
 #define MAXP 32
 #define MAXW 8
 
-/* ------------------------------------------------------------ time */
-
-static int64_t
-mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t
-wall_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ------------------------------------------------------------ bits */
 
 static int
 popcount32(uint32_t m)

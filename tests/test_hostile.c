@@ -23,29 +23,21 @@
  * message instead of killing the runner.  The parent never opens a store
  * it will fork after. */
 #include "helpers.h"
+#include "files.h"
 #include "proc.h"
+#include "kids.h"
 #include "q7_int.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 
 /* ------------------------------------------------------------ fixture */
-
-enum { MAX_KIDS = 4 };
-
-static char *dir;
-static pid_t kids[MAX_KIDS];
 
 /* What children report: a verdict, codes and the first error text. */
 typedef struct shared {
@@ -62,8 +54,7 @@ static void
 setup(void)
 {
   dir = tmpdir_new();
-  for (int i = 0; i < MAX_KIDS; i++)
-    kids[i] = 0;
+  kids_reset();
   sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   cr_assert_neq(sh, MAP_FAILED);
   memset(sh, 0, sizeof *sh);
@@ -72,39 +63,13 @@ setup(void)
 static void
 teardown(void)
 {
-  for (int i = 0; i < MAX_KIDS; i++) {
-    if (kids[i] > 0) {
-      kill(kids[i], SIGKILL);
-      waitpid(kids[i], NULL, 0);
-      kids[i] = 0;
-    }
-  }
+  kids_kill_all();
   munmap(sh, sizeof *sh);
   tmpdir_rm(dir);
   dir = NULL;
 }
 
 TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 120);
-
-static char *
-path_of(const char *rel)
-{
-  static char p[8][4200];
-  static int i;
-  i = (i + 1) % 8;
-  snprintf(p[i], sizeof p[i], "%s/%s", dir, rel);
-  return p[i];
-}
-
-/* In a child: note the failure of a check and return from the child. */
-#define WCHECK(cond, ...)                                                  \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      sh->line = __LINE__;                                                 \
-      snprintf(sh->msg, sizeof sh->msg, __VA_ARGS__);                      \
-      return 1;                                                            \
-    }                                                                      \
-  } while (0)
 
 /* Keep the result and message of call @i. */
 static int
@@ -113,54 +78,6 @@ note(int i, int rc)
   sh->rc[i] = rc;
   snprintf(sh->err[i], sizeof sh->err[i], "%s", rc ? q7_last_error() : "");
   return rc;
-}
-
-static int
-spawn(int (*fn)(void *), void *arg)
-{
-  int k = 0;
-  while (k < MAX_KIDS && kids[k] > 0)
-    k++;
-  cr_assert_lt(k, MAX_KIDS);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    _exit(fn(arg));
-  }
-  kids[k] = pid;
-  return k;
-}
-
-/* Child @k's exit status, 128 + signal, or -1 after killing it at @ms. */
-static int
-reap(int k, int ms)
-{
-  int64_t end = mono_ms() + ms;
-  int st;
-  for (;;) {
-    pid_t r = waitpid(kids[k], &st, WNOHANG);
-    if (r == kids[k])
-      break;
-    if (mono_ms() > end || (r < 0 && errno != EINTR)) {
-      kill(kids[k], SIGKILL);
-      waitpid(kids[k], NULL, 0);
-      kids[k] = 0;
-      return -1;
-    }
-    struct timespec d = { 0, 2000000L };
-    nanosleep(&d, NULL);
-  }
-  kids[k] = 0;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static int
-kill_and_reap(int k)
-{
-  kill(kids[k], SIGKILL);
-  return reap(k, 30000);
 }
 
 /* Run @fn in a child; it must exit 0 within @ms. */
@@ -450,7 +367,7 @@ Test(hostile, reader_slots_of_a_killed_consumer_are_cleared_when_the_partition_o
   int keeper = start_and_wait(child_keep_open, "the keeper");
   int k = start_and_wait(child_hold_records, "the consumer");
   sh->n[0] = kids[k];
-  cr_assert_eq(kill_and_reap(k), 128 + SIGKILL);
+  cr_assert_eq(kill_child(k), 128 + SIGKILL);
 
   /* The dead consumer's slot is in the lock file... */
   run_ok(child_count_readers, (void *)"topics/t/0", 30000, "listing readers");
@@ -463,36 +380,14 @@ Test(hostile, reader_slots_of_a_killed_consumer_are_cleared_when_the_partition_o
   cr_assert_eq(sh->n[1], 0, "%" PRId64 " reader slots of the dead consumer (pid %" PRId64
                ") survive q7_open and use of the partition: they pin old pages forever",
                sh->n[1], sh->n[0]);
-  cr_assert_eq(kill_and_reap(keeper), 128 + SIGKILL);
-}
-
-static void
-write_bytes(const char *rel, const void *data, size_t len)
-{
-  int fd = open(path_of(rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  cr_assert_geq(fd, 0, "open %s: %s", rel, strerror(errno));
-  cr_assert_eq(write(fd, data, len), (ssize_t)len);
-  close(fd);
-}
-
-static void
-garbage(const char *rel, size_t len)
-{
-  unsigned char *g = malloc(len);
-  uint32_t x = 0x9e3779b9;
-  for (size_t i = 0; i < len; i++) {
-    x = x * 1664525u + 1013904223u;
-    g[i] = (unsigned char)(x >> 24);
-  }
-  write_bytes(rel, g, len);
-  free(g);
+  cr_assert_eq(kill_child(keeper), 128 + SIGKILL);
 }
 
 Test(hostile, garbage_lock_files_are_rebuilt_and_the_store_reads)
 {
   make_store("t", 1, 5);
-  garbage("meta/lock.mdb", 8192);
-  garbage("topics/t/0/lock.mdb", 100000);
+  write_garbage("meta/lock.mdb", 8192, 0x9e3779b9);
+  write_garbage("topics/t/0/lock.mdb", 100000, 0x9e3779b9);
   chk c = { "t", 0, 5, 0 };
   run_ok(child_check, &c, 30000, "opening with garbage lock files");
 }
@@ -500,8 +395,8 @@ Test(hostile, garbage_lock_files_are_rebuilt_and_the_store_reads)
 Test(hostile, empty_lock_files_are_rebuilt_and_the_store_reads)
 {
   make_store("t", 1, 5);
-  write_bytes("meta/lock.mdb", "", 0);
-  write_bytes("topics/t/0/lock.mdb", "", 0);
+  write_file("meta/lock.mdb", "", 0);
+  write_file("topics/t/0/lock.mdb", "", 0);
   chk c = { "t", 0, 5, 0 };
   run_ok(child_check, &c, 30000, "opening with empty lock files");
 }
@@ -734,18 +629,6 @@ Test(hostile, topic_directory_deleted_under_a_running_store_is_not_acknowledged_
 }
 
 /* ===================================== flipped bytes seen by a consumer */
-
-static MDB_env *
-raw_env(const char *rel)
-{
-  MDB_env *env;
-  cr_assert_eq(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 8);
-  mdb_env_set_mapsize(env, 1024UL * 1024 * 1024);
-  int rc = mdb_env_open(env, path_of(rel), 0, 0600);
-  cr_assert_eq(rc, 0, "mdb_env_open %s: %s", rel, mdb_strerror(rc));
-  return env;
-}
 
 /* Flip one byte at @at of the batch holding offset @nth (one record per
  * batch) of partition DIR/@rel.  The parent does this in a child. */

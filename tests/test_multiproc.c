@@ -6,104 +6,26 @@
  * LMDB forbids using an environment across fork(), so the parent opens the
  * store only after its last fork, or not at all: a child creates the topics. */
 #include "helpers.h"
+#include "fixture.h"
 #include "proc.h"
+#include "kids.h"
 
 #include <criterion/logging.h>
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 
 /* ------------------------------------------------------------ fixture */
 
-static char *dir;
-static q7 *q;
-static pid_t kids[16];
-static int n_kids;
-static int go_wfd = -1; /* the write end of a start pipe: children close it */
-
+/* The store (setup_nostore: no store open across the forks) and the
+ * children, stopped by PID before the store is closed. */
 static void
-setup(void)
+teardown_kids(void)
 {
-  dir = tmpdir_new();
-  n_kids = 0;
-  go_wfd = -1;
-}
-
-/* Stop any child still running, by PID. */
-static void
-teardown(void)
-{
-  for (int i = 0; i < n_kids; i++) {
-    if (kids[i] > 0) {
-      kill(kids[i], SIGKILL);
-      waitpid(kids[i], NULL, 0);
-      kids[i] = 0;
-    }
-  }
-  if (q)
-    q7_close(q);
-  q = NULL;
-  tmpdir_rm(dir);
-  dir = NULL;
-}
-
-static int64_t
-mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Run @fn(@arg) in a child that dies with the test; returns its index. */
-static int
-spawn(int (*fn)(void *), void *arg)
-{
-  cr_assert_lt(n_kids, 16);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (go_wfd >= 0)
-      close(go_wfd); /* else the child itself keeps the start pipe open */
-    _exit(fn(arg));
-  }
-  kids[n_kids] = pid;
-  return n_kids++;
-}
-
-/* Wait up to @ms for child @k; its exit status, or -1 after killing it. */
-static int
-reap(int k, int ms)
-{
-  int64_t end = mono_ms() + ms;
-  int status;
-  for (;;) {
-    pid_t r = waitpid(kids[k], &status, WNOHANG);
-    if (r == kids[k])
-      break;
-    if (r < 0 && errno != EINTR) {
-      kids[k] = 0;
-      return -1;
-    }
-    if (mono_ms() > end) {
-      kill(kids[k], SIGKILL);
-      waitpid(kids[k], NULL, 0);
-      kids[k] = 0;
-      return -1;
-    }
-    sleep_ms(5);
-  }
-  kids[k] = 0;
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  kids_kill_all();
+  teardown();
 }
 
 /* Block until the parent closes the write end of @fd (everyone starts at
@@ -244,27 +166,25 @@ child_consume_all(void *arg)
 }
 
 Test(multiproc, four_producer_processes_get_dense_unique_offsets_in_send_order,
-     .init = setup, .fini = teardown, .timeout = 240)
+     .init = setup_nostore, .fini = teardown_kids, .timeout = 240)
 {
   create_topic_in_child("t", 1);
   int go[2], ready[2];
   cr_assert_eq(pipe(go), 0);
   cr_assert_eq(pipe(ready), 0);
-  go_wfd = go[1];
   cons_arg ca = { ready[1], go[0] };
-  int ck = spawn(child_consume_all, &ca);
+  int ck = spawn_closing(child_consume_all, &ca, go[1]);
   prod_arg pa[PROCS];
   int pk[PROCS];
   for (int i = 0; i < PROCS; i++) {
     pa[i] = (prod_arg){ i, go[0] };
-    pk[i] = spawn(child_produce, &pa[i]);
+    pk[i] = spawn_closing(child_produce, &pa[i], go[1]);
   }
   close(go[0]);
   close(ready[1]);
   char c;
   cr_assert(read_full(ready[0], &c, 1, 60000), "consumer process never got ready");
   close(go[1]); /* go */
-  go_wfd = -1;
   for (int i = 0; i < PROCS; i++) {
     int rc = reap(pk[i], 180000);
     cr_assert_eq(rc, 0, "producer process %d exited %d", i, rc);
@@ -352,8 +272,8 @@ cmp_i64(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-Test(multiproc, a_commit_wakes_a_polling_consumer_in_another_process, .init = setup,
-     .fini = teardown, .timeout = 240)
+Test(multiproc, a_commit_wakes_a_polling_consumer_in_another_process, .init = setup_nostore,
+     .fini = teardown_kids, .timeout = 240)
 {
   create_topic_in_child("t", 1);
   int ready[2], report[2];
@@ -460,17 +380,16 @@ child_group_member(void *arg)
 
 /* SPEC, Consumer: "members in the same process and in other processes that
  * open the same store rebalance when members join or leave". */
-Test(multiproc, group_members_in_two_processes_share_the_partitions, .init = setup,
-     .fini = teardown, .timeout = 120)
+Test(multiproc, group_members_in_two_processes_share_the_partitions, .init = setup_nostore,
+     .fini = teardown_kids, .timeout = 120)
 {
   create_topic_in_child("t", 4);
   int stop[2], report[2];
   cr_assert_eq(pipe(stop), 0);
   cr_assert_eq(pipe(report), 0);
-  go_wfd = stop[1];
   grp_arg ga[2] = { { 0, stop[0], report[1] }, { 1, stop[0], report[1] } };
-  int k0 = spawn(child_group_member, &ga[0]);
-  int k1 = spawn(child_group_member, &ga[1]);
+  int k0 = spawn_closing(child_group_member, &ga[0], stop[1]);
+  int k1 = spawn_closing(child_group_member, &ga[1], stop[1]);
   close(stop[0]);
   close(report[1]);
   /* Follow both assignments until they split the topic, for up to 20 s. */
@@ -486,7 +405,6 @@ Test(multiproc, group_members_in_two_processes_share_the_partitions, .init = set
     split = m[0] && m[1] && !(m[0] & m[1]) && (m[0] | m[1]) == 0xf;
   }
   close(stop[1]);
-  go_wfd = -1;
   int r0 = reap(k0, 30000), r1 = reap(k1, 30000);
   close(report[0]);
   cr_assert(r0 == 0 && r1 == 0, "members exited %d and %d", r0, r1);
@@ -546,8 +464,8 @@ read_acks(int fd, ack *out, size_t max, int ms)
   return n;
 }
 
-Test(multiproc, a_producer_killed_mid_write_loses_no_acknowledged_record, .init = setup,
-     .fini = teardown, .timeout = 300)
+Test(multiproc, a_producer_killed_mid_write_loses_no_acknowledged_record, .init = setup_nostore,
+     .fini = teardown_kids, .timeout = 300)
 {
   enum { ROUNDS = 3, SURVIVOR = 2000, MAXACK = 400000 };
   unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -771,24 +689,22 @@ child_mg_reader(void *arg)
   return q7_close(cq) ? 9 : 0;
 }
 
-Test(multiproc, map_growth_by_one_process_is_adopted_by_the_others, .init = setup,
-     .fini = teardown, .timeout = 400)
+Test(multiproc, map_growth_by_one_process_is_adopted_by_the_others, .init = setup_nostore,
+     .fini = teardown_kids, .timeout = 400)
 {
   create_topic_in_child("t", 1);
   int go[2], ready[2];
   cr_assert_eq(pipe(go), 0);
   cr_assert_eq(pipe(ready), 0);
-  go_wfd = go[1];
   mg_arg args[3] = { { 0, go[0], -1 }, { 1, go[0], -1 }, { 2, go[0], ready[1] } };
-  int kr = spawn(child_mg_reader, &args[2]);
-  int kw0 = spawn(child_mg_writer, &args[0]);
-  int kw1 = spawn(child_mg_writer, &args[1]);
+  int kr = spawn_closing(child_mg_reader, &args[2], go[1]);
+  int kw0 = spawn_closing(child_mg_writer, &args[0], go[1]);
+  int kw1 = spawn_closing(child_mg_writer, &args[1], go[1]);
   close(go[0]);
   close(ready[1]);
   char c;
   cr_assert(read_full(ready[0], &c, 1, 60000), "reader never got ready");
   close(go[1]);
-  go_wfd = -1;
   int r0 = reap(kw0, 300000), r1 = reap(kw1, 300000);
   cr_assert(r0 == 0 && r1 == 0,
             "writers exited %d and %d (10 EFULL, 11 EBUSY, 3 other send error, -1 timeout)", r0,
@@ -928,16 +844,16 @@ deleted_under(int (*child)(void *))
   return rc;
 }
 
-Test(multiproc, an_append_after_another_process_deleted_the_topic_is_enoent, .init = setup,
-     .fini = teardown, .timeout = 120)
+Test(multiproc, an_append_after_another_process_deleted_the_topic_is_enoent,
+     .init = setup_nostore, .fini = teardown_kids, .timeout = 120)
 {
   int rc = deleted_under(child_del_producer);
   cr_assert_eq(rc, 0, "the append after the delete: exit %d (0: Q7_ENOENT; 10+n: error -n)",
                rc);
 }
 
-Test(multiproc, a_poll_after_another_process_deleted_the_topic_is_enoent, .init = setup,
-     .fini = teardown, .timeout = 120)
+Test(multiproc, a_poll_after_another_process_deleted_the_topic_is_enoent, .init = setup_nostore,
+     .fini = teardown_kids, .timeout = 120)
 {
   int rc = deleted_under(child_del_consumer);
   cr_assert_eq(rc, 0, "the poll after the delete: exit %d (0: Q7_ENOENT naming the deletion; "

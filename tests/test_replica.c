@@ -30,6 +30,7 @@
 #include "helpers.h"
 #include "proc.h"
 #include "kids.h"
+#include "tmpfs.h"
 
 #include <criterion/logging.h>
 #include <errno.h>
@@ -44,7 +45,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,8 +56,6 @@
 static char *dir;
 static char P[4200];              /* the primary */
 static char M[5][4300];           /* mirrors 1..4 */
-static char mnt[4200];
-static bool mounted;
 
 static void
 setup(void)
@@ -70,35 +68,12 @@ setup(void)
   mounted = false;
 }
 
-static bool
-unmount_it(void)
-{
-  if (!mounted)
-    return true;
-  for (int i = 0; i < 50; i++) {
-    if (umount2(mnt, 0) == 0) {
-      mounted = false;
-      return true;
-    }
-    if (errno != EBUSY)
-      break;
-    struct timespec d = { 0, 20000000L };
-    nanosleep(&d, NULL);
-  }
-  if (umount2(mnt, MNT_DETACH) == 0) {
-    mounted = false;
-    return true;
-  }
-  fprintf(stderr, "test_replica: cannot unmount %s: %s\n", mnt, strerror(errno));
-  return false;
-}
-
 /* Every path out of a test: children killed by PID, tmpfs unmounted. */
 static void
 teardown(void)
 {
   kids_kill_all();
-  unmount_it();
+  tmpfs_unmount("test_replica");
   tmpdir_rm(dir);
   dir = NULL;
 }
@@ -106,23 +81,6 @@ teardown(void)
 TestSuite(replica, .init = setup, .fini = teardown);
 
 /* ------------------------------------------------------------ helpers */
-
-static int64_t
-wall_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 static void
 rm_rf(const char *path)
@@ -149,16 +107,6 @@ shared_new(void)
   cr_assert_neq(sh, MAP_FAILED);
   memset(sh, 0, sizeof *sh);
 }
-
-/* In a child: note the first failed check and return 1. */
-#define WCHECK(cond, ...)                                                  \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      sh->line = __LINE__;                                                 \
-      snprintf(sh->msg, sizeof sh->msg, __VA_ARGS__);                      \
-      return 1;                                                            \
-    }                                                                      \
-  } while (0)
 
 /* ---------------------------------------------------- stores, topics */
 
@@ -1663,18 +1611,8 @@ child_diskfull(void *arg)
 
 Test(replica, disk_full_mirror_drops_out_and_comes_back_after_resync, .timeout = 60)
 {
-  if (geteuid() != 0) {
-    fprintf(stderr, "test_replica: skipped disk full: not root (cannot mount a tmpfs)\n");
-    cr_skip_test("not root: cannot mount a small tmpfs");
-  }
+  tmpfs_mount("test_replica", dir, "disk full");
   shared_new();
-  snprintf(mnt, sizeof mnt, "%s/mnt", dir);
-  cr_assert_eq(mkdir(mnt, 0700), 0, "mkdir %s: %s", mnt, strerror(errno));
-  if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0700") != 0) {
-    fprintf(stderr, "test_replica: skipped disk full: mount: %s\n", strerror(errno));
-    cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
-  }
-  mounted = true;
   snprintf(M[1], sizeof M[1], "%s/mirror1", mnt);
   /* 5 MiB of ballast: about 3 MiB left for the mirror. */
   char ballast[4400];
@@ -1688,7 +1626,7 @@ Test(replica, disk_full_mirror_drops_out_and_comes_back_after_resync, .timeout =
   if (fd >= 0)
     close(fd);
   int st = ok ? reap(spawn(child_diskfull, NULL), 50000) : -2;
-  bool unmounted = unmount_it(); /* before any assertion */
+  bool unmounted = tmpfs_unmount("test_replica"); /* before any assertion */
   cr_assert(ok, "could not write the ballast file");
   cr_assert_neq(st, -1, "the disk-full child took more than 50 s");
   cr_assert_lt(st, 128, "the child crashed with signal %d (%s); last note: %s", st - 128,
@@ -1954,47 +1892,17 @@ f_note(const fmsg *m, uint32_t round)
   f_acks++;
 }
 
-/* Read messages until @until (monotonic ms) or EOF (returns false). */
-static bool
-f_drain(int fd, int64_t until, uint32_t round, bool *ready)
+/* A message read from the producer's pipe; @arg: set once it is ready. */
+static void
+f_on_msg(const void *rep, uint32_t round, void *arg)
 {
-  static char buf[sizeof(fmsg) * 256];
-  static size_t have;
-  for (;;) {
-    int64_t left = until < 0 ? 20000 : until - mono_ms();
-    if (left < 0)
-      return true;
-    struct pollfd pfd = { fd, POLLIN, 0 };
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    cr_assert_geq(r, 0, "poll: %s", strerror(errno));
-    if (r == 0) {
-      cr_assert_geq(until, 0, "round %u: the pipe did not end 20 s after the kill", round);
-      return true;
-    }
-    ssize_t k = read(fd, buf + have, sizeof buf - have);
-    if (k < 0 && errno == EINTR)
-      continue;
-    cr_assert_geq(k, 0, "read: %s", strerror(errno));
-    if (k == 0) {
-      cr_assert_eq(have, 0, "round %u: torn message", round);
-      return false;
-    }
-    have += (size_t)k;
-    size_t whole = have / sizeof(fmsg) * sizeof(fmsg);
-    for (size_t i = 0; i < whole; i += sizeof(fmsg)) {
-      fmsg m;
-      memcpy(&m, buf + i, sizeof m);
-      if (m.kind == K_READY) {
-        *ready = true;
-        f_ready_at = mono_ms();
-      }
-      f_note(&m, round);
-    }
-    memmove(buf, buf + whole, have - whole);
-    have -= whole;
+  fmsg m;
+  memcpy(&m, rep, sizeof m);
+  if (m.kind == K_READY) {
+    *(bool *)arg = true;
+    f_ready_at = mono_ms();
   }
+  f_note(&m, round);
 }
 
 /* Open @d alone: every acknowledged record at its offset, intact; offsets
@@ -2103,7 +2011,9 @@ Test(replica, failover_every_acknowledged_record_is_on_each_mirror_after_sigkill
     int k = spawn(child_failover, &a);
     close(pfd[1]);
     bool ready = false;
-    bool open = f_drain(pfd[0], t0 + delay, round, &ready);
+    reports msgs = { .fd = pfd[0], .size = sizeof(fmsg), .fn = f_on_msg, .arg = &ready,
+                     .what = "message", .end_s = 20 };
+    bool open = reports_drain(&msgs, t0 + delay, round);
     int st;
     if (!open) { /* the child ended on its own: a failed check */
       st = reap(k, 20000);
@@ -2114,7 +2024,7 @@ Test(replica, failover_every_acknowledged_record_is_on_each_mirror_after_sigkill
     st = reap(k, 20000);
     cr_assert_eq(st, 128 + SIGKILL, "round %u: the producer ended with %d (line %d: %s)", round,
                  st, sh->line, sh->msg);
-    while (f_drain(pfd[0], -1, round, &ready))
+    while (reports_drain(&msgs, -1, round))
       ;
     close(pfd[0]);
     early += !ready;

@@ -2,6 +2,7 @@
  * format versions, errors and version text, file modes (lib/store.c,
  * lib/err.c, and the partition files behind lib/partition.c). */
 #include "helpers.h"
+#include "files.h"
 #include "q7_int.h"
 
 #include <errno.h>
@@ -11,8 +12,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-static char *dir;
 
 static void
 tmp(void)
@@ -32,16 +31,6 @@ TestSuite(err);
 
 /* ------------------------------------------------------------ helpers */
 
-static char *
-path_of(const char *rel)
-{
-  static char p[8][4096];
-  static int i;
-  i = (i + 1) % 8;
-  snprintf(p[i], sizeof p[i], "%s/%s", dir, rel);
-  return p[i];
-}
-
 static bool
 is_file(const char *rel)
 {
@@ -58,33 +47,13 @@ file_size(const char *rel)
 }
 
 static void
-write_file(const char *rel, const void *data, size_t len)
-{
-  int fd = open(path_of(rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  cr_assert_geq(fd, 0, "open %s: %s", rel, strerror(errno));
-  cr_assert_eq(write(fd, data, len), (ssize_t)len);
-  close(fd);
-}
-
-static void
 truncate_file(const char *rel, off_t len)
 {
   cr_assert_eq(truncate(path_of(rel), len), 0, "truncate %s: %s", rel, strerror(errno));
 }
 
-/* Bytes that are not an LMDB file (deterministic). */
-static void
-write_garbage(const char *rel, size_t len)
-{
-  unsigned char *g = malloc(len);
-  uint32_t x = 0x12345678;
-  for (size_t i = 0; i < len; i++) {
-    x = x * 1664525u + 1013904223u;
-    g[i] = (unsigned char)(x >> 24);
-  }
-  write_file(rel, g, len);
-  free(g);
-}
+/* The seed of the garbage this file writes. */
+enum { GARBAGE = 0x12345678 };
 
 /* A closed store in @dir with topic @name of @parts partitions and @n
  * records of @vlen bytes in partition 0. */
@@ -110,19 +79,6 @@ make_store(const char *name, int32_t parts, int n, size_t vlen)
     free(v);
   }
   Q7_OK_OR_FAIL(q7_close(q));
-}
-
-/* Open the LMDB environment at DIR/@rel directly (no libq7). */
-static MDB_env *
-raw_env(const char *rel)
-{
-  MDB_env *env;
-  cr_assert_eq(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 8);
-  mdb_env_set_mapsize(env, 1024UL * 1024 * 1024);
-  int rc = mdb_env_open(env, path_of(rel), 0, 0600);
-  cr_assert_eq(rc, 0, "mdb_env_open %s: %s", rel, mdb_strerror(rc));
-  return env;
 }
 
 /* Put @key = @val into named db @db of the environment at DIR/@rel. */
@@ -685,7 +641,7 @@ assert_open_fails(int want)
 Test(store, garbage_meta_file_is_ecorrupt)
 {
   cr_assert_eq(mkdir(path_of("meta"), 0700), 0);
-  write_garbage("meta/data.mdb", 64 * 1024);
+  write_garbage("meta/data.mdb", 64 * 1024, GARBAGE);
   const char *msg = assert_open_fails(Q7_ECORRUPT);
   cr_assert(strstr(msg, "meta"), "%s", msg);
 }
@@ -694,14 +650,14 @@ Test(store, garbage_over_an_existing_meta_file_is_ecorrupt)
 {
   make_store("t", 1, 3, 10);
   off_t size = file_size("meta/data.mdb");
-  write_garbage("meta/data.mdb", (size_t)size);
+  write_garbage("meta/data.mdb", (size_t)size, GARBAGE);
   assert_open_fails(Q7_ECORRUPT);
 }
 
 Test(store, short_garbage_meta_file_is_ecorrupt)
 {
   cr_assert_eq(mkdir(path_of("meta"), 0700), 0);
-  write_garbage("meta/data.mdb", 100);
+  write_garbage("meta/data.mdb", 100, GARBAGE);
   assert_open_fails(Q7_ECORRUPT);
 }
 
@@ -833,7 +789,7 @@ Test(store, garbage_partition_file_is_ecorrupt)
 {
   make_store("t", 1, 3, 10);
   off_t size = file_size("topics/t/0/data.mdb");
-  write_garbage("topics/t/0/data.mdb", (size_t)size);
+  write_garbage("topics/t/0/data.mdb", (size_t)size, GARBAGE);
   const char *msg = assert_partition_fails(Q7_ECORRUPT);
   cr_assert(strstr(msg, "topics/t/0"), "%s", msg);
 }
@@ -841,7 +797,7 @@ Test(store, garbage_partition_file_is_ecorrupt)
 Test(store, short_garbage_partition_file_is_ecorrupt)
 {
   make_store("t", 1, 0, 0);
-  write_garbage("topics/t/0/data.mdb", 333);
+  write_garbage("topics/t/0/data.mdb", 333, GARBAGE);
   assert_partition_fails(Q7_ECORRUPT);
 }
 

@@ -37,6 +37,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "../proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -111,21 +113,6 @@ die(const char *fmt, ...)
   fflush(stdout);
   va_end(ap);
   exit(1);
-}
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-nap_ms(int ms)
-{
-  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&ts, NULL);
 }
 
 static void *
@@ -710,7 +697,7 @@ wait_child(pid_t pid, int ms)
       waitpid(pid, &st, 0);
       return -1;
     }
-    nap_ms(5);
+    sleep_ms(5);
   }
 }
 
@@ -903,13 +890,13 @@ case_crash(q7 *q)
   while ((c = q7_committed_sum(q, "q7-export-crash", "crash", PARTS, NULL)) < N_CRASH / 4) {
     if (mono_ms() > deadline || waitpid(pid, NULL, WNOHANG) == pid)
       break;
-    nap_ms(2);
+    sleep_ms(2);
   }
   /* Kill it while Kafka holds records it has not committed yet: from now
    * on the brokers append at once but answer 3 s late, so the batch sent
    * after that commit is in Kafka a second later, unacknowledged. */
   mock_rtt(3000);
-  nap_ms(1000);
+  sleep_ms(1000);
   kill(pid, SIGKILL);
   int st = wait_child(pid, 10000);
   show_err(errpath, "killed export");
@@ -1083,7 +1070,7 @@ follow_case(const char *label, const char *const *args, int64_t (*progress)(q7 *
   pid_t pid = spawn(args, errpath, sizeof errpath);
   int64_t deadline = mono_ms() + 120000, v = 0;
   while ((v = progress(q)) < first && mono_ms() < deadline && waitpid(pid, NULL, WNOHANG) == 0)
-    nap_ms(20);
+    sleep_ms(20);
   if (v < first) {
     kill(pid, SIGKILL);
     wait_child(pid, 10000);
@@ -1093,7 +1080,7 @@ follow_case(const char *label, const char *const *args, int64_t (*progress)(q7 *
   }
   more(q);
   while ((v = progress(q)) < then && mono_ms() < deadline && waitpid(pid, NULL, WNOHANG) == 0)
-    nap_ms(20);
+    sleep_ms(20);
   kill(pid, SIGTERM);
   int rc = wait_child(pid, 15000);
   show_err(errpath, label);

@@ -28,6 +28,8 @@
 #endif
 #include <q7.h>
 
+#include "../proc.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -50,23 +52,6 @@ static char store[4200], logs[4200];
 static int duration = 60;
 static long rate = 8000;
 static pid_t pids[NPROD + NCONS + 1];
-
-static int64_t
-mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-mix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 /* Record (prod, seq): 16 to 600 bytes, its id first. */
 static size_t
