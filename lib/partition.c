@@ -225,8 +225,7 @@ q7__pe_get(q7 *q, const char *topic, uint64_t topic_id, int32_t index, bool crea
     if (pe->index != index || strcmp(pe->topic, topic))
       continue;
     if (pe->topic_id == topic_id) {
-      if (pe->refs++ == 0)
-        q->idle--;
+      q7__pe_hold_locked(pe);
       pthread_mutex_unlock(&q->lock);
       *out = pe;
       return Q7_OK;
@@ -278,8 +277,7 @@ void
 q7__pe_hold(q7__pe *pe)
 {
   pthread_mutex_lock(&pe->q->lock);
-  if (pe->refs++ == 0)
-    pe->q->idle--;
+  q7__pe_hold_locked(pe);
   pthread_mutex_unlock(&pe->q->lock);
 }
 

@@ -414,9 +414,7 @@ send_locked(q7_producer *p, const q7_msg *m)
     s->partition = part;
     s->pe = pe;
     s->codec = m->topic->codec >= 0 ? m->topic->codec : p->codec;
-    pthread_mutex_lock(&p->q->lock);
-    pe->refs++; /* the slot's own reference; the env is in use, not idle */
-    pthread_mutex_unlock(&p->q->lock);
+    q7__pe_hold(pe); /* the slot's own reference */
     s->next = p->slots;
     p->slots = s;
   }

@@ -458,7 +458,8 @@ typedef struct q7__pe {
 Q7__HIDDEN int q7__pe_get(struct q7 *q, const char *topic, uint64_t topic_id, int32_t index,
                           bool create, q7__pe **out);
 Q7__HIDDEN void q7__pe_put(q7__pe *pe);
-/* One more reference to @pe, which the caller knows is referenced. */
+/* One more reference to @pe (an idle one stops being idle); the _locked
+ * form (below struct q7) with pe->q->lock held. */
 Q7__HIDDEN void q7__pe_hold(q7__pe *pe);
 /* Close the idle environments of @topic (before deleting it). */
 Q7__HIDDEN void q7__pe_drop_idle(struct q7 *q, const char *topic);
@@ -590,6 +591,14 @@ struct q7 {
   pthread_mutex_t repl_mu, resync_mu;
   pthread_cond_t repl_cv, watch_cv;
 };
+
+/* One more reference to @pe with pe->q->lock held (q7__pe_hold takes it). */
+static inline void
+q7__pe_hold_locked(q7__pe *pe)
+{
+  if (pe->refs++ == 0)
+    pe->q->idle--;
+}
 
 Q7__HIDDEN int64_t q7__now(struct q7 *q);
 Q7__HIDDEN int64_t q7__mono_ms(void);

@@ -536,7 +536,7 @@ replicator(void *arg)
     int n = 0;
     pthread_mutex_lock(&q->lock);
     for (q7__pe *pe = q->parts; pe && n < 256; pe = pe->next) {
-      pe->refs++;
+      q7__pe_hold_locked(pe); /* an idle one too: not counted idle twice */
       list[n++] = pe;
     }
     pthread_mutex_unlock(&q->lock);

@@ -28,6 +28,7 @@
  * Children are stopped by PID in every path (teardown), the tmpfs is
  * unmounted in every path before anything is asserted. */
 #include "helpers.h"
+#include "q7_int.h"
 #include "proc.h"
 #include "kids.h"
 #include "tmpfs.h"
@@ -703,6 +704,41 @@ Test(replica, mirrors_hold_the_same_records_offsets_configs_and_deletions, .time
   }
   cr_assert_eq(compared, 2 * 1500);
   cr_log_info("compared %" PRId64 " records on 2 mirrors opened alone", compared);
+}
+
+/* The replicator visits every open environment of the store, idle ones
+ * too, taking a reference for the visit: an idle one must not come back
+ * counted idle twice (the count decides when environments are closed). */
+static int
+idle_counted(q7 *q)
+{
+  int n = 0;
+  for (q7__pe *pe = q->parts; pe; pe = pe->next)
+    n += pe->refs == 0;
+  return n;
+}
+
+Test(replica, the_replicator_leaves_the_idle_count_as_it_was, .timeout = 30)
+{
+  q7 *q = open_primary(1);
+  make_topic(q, "t", 4, 2, 1);
+  q7_producer *pr = producer(q, "all");
+  q7_topic *t;
+  Q7_OK_OR_FAIL(q7_topic_open(q, "t", &t));
+  for (int32_t p = 0; p < 4; p++)
+    send_rec(pr, t, p, 1, (uint32_t)p, 0);
+  q7_topic_close(t);
+  q7_producer_close(pr); /* the four environments are idle now */
+  for (int i = 0; i < 10; i++) {
+    sleep_ms(25); /* the replicator runs every 20 ms */
+    pthread_mutex_lock(&q->lock);
+    int idle = q->idle, want = idle_counted(q);
+    pthread_mutex_unlock(&q->lock);
+    cr_assert_eq(idle, want, "after %d ms the store counts %d idle environments, %d are",
+                 (i + 1) * 25, idle, want);
+    cr_assert_geq(want, 4);
+  }
+  Q7_OK_OR_FAIL(q7_close(q));
 }
 
 Test(replica, topic_delete_reaches_mirrors, .timeout = 30)
